@@ -1,0 +1,54 @@
+# MNIST Digit Classifier: `make run` starts the app, `make test` runs the tests.
+# Both set up everything they need first (a virtualenv from the pinned requirements).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# The MNIST files: a local copy when there is one, else the app downloads them.
+SHARED_MNIST := $(abspath ../shared/data/mnist)
+ifneq ($(wildcard $(SHARED_MNIST)/train-images-idx3-ubyte.gz),)
+export MNIST_DIR ?= $(SHARED_MNIST)
+endif
+
+.PHONY: help venv system-deps run test test-fast lint-imports bench train package package-test clean
+
+help:
+	@echo "make run      set up and start the desktop app (embedded PostgreSQL)"
+	@echo "make test     set up and run every test"
+	@echo "make train    train the shipped model (python run_model.py --mode both)"
+	@echo "make bench    run the benchmarks in bench/"
+	@echo "make package  build dist/mnist-classifier with PyInstaller"
+
+$(VENV)/.stamp: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.stamp
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+run: venv
+	$(PY) main.py
+
+test: venv system-deps
+	$(VENV)/bin/lint-imports
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+lint-imports: venv
+	$(VENV)/bin/lint-imports
+
+train: venv
+	$(PY) run_model.py --mode both
+
+bench: venv
+	$(PY) bench/train_speed.py
+	$(PY) bench/infer_latency.py
+
+package: venv
+	$(VENV)/bin/pyinstaller --noconfirm --clean build.spec
+
+clean:
+	rm -rf build dist .pytest_cache

@@ -1,0 +1,41 @@
+"""Where the application's files live: bundled resources and per-user data.
+
+Bundled files (shipped weights, ``sql/``, ``resources/``) sit next to the code in a
+checkout and inside ``sys._MEIPASS`` in a PyInstaller build.  Per-user data (MNIST
+download, the embedded database, the offline spool, trained weights) lives in the
+platform's user data folder from platformdirs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "mnist-classifier"
+APP_AUTHOR = "mnist-classifier"
+
+
+def resource_root() -> Path:
+    """The folder that holds ``sql/``, ``resources/`` and ``saved_models/``."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:
+        return Path(bundle)
+    return Path(__file__).resolve().parent.parent
+
+
+def bundled_model_path() -> Path:
+    return resource_root() / "saved_models" / "mnist_classifier.pth"
+
+
+def sql_dir() -> Path:
+    return resource_root() / "sql"
+
+
+def resources_dir() -> Path:
+    return resource_root() / "resources"
+
+
+def default_user_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR))
