@@ -1,0 +1,208 @@
+"""The MNIST files: find, verify (md5), download and read them into memory.
+
+The four official IDX files are read with numpy and gzip; no torchvision.  Where they
+live: an explicit folder (``--data-dir``), else ``MNIST_DIR``, else the user data dir
+(the caller passes the resolved folder; see ``app.settings``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import struct
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: name -> (md5 of the .gz file, number of items)
+FILES: dict[str, tuple[str, int]] = {
+    "train-images-idx3-ubyte.gz": ("f68b3c2dcbeaaa9fbdd348bbdeb94873", 60000),
+    "train-labels-idx1-ubyte.gz": ("d53e105ee54ea40749a09fcbcd1e9432", 60000),
+    "t10k-images-idx3-ubyte.gz": ("9fb629c4189551a2d022fa330f9573f3", 10000),
+    "t10k-labels-idx1-ubyte.gz": ("ec29112dd5afa0611ce80d1b7f02629c", 10000),
+}
+
+#: Public mirrors of the original files, tried in order.
+MIRRORS: tuple[str, ...] = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+
+MEAN = 0.1307
+STD = 0.3081
+
+ProgressFn = Callable[[str, int, int], None]  # (file name, bytes done, bytes total or 0)
+
+
+class MNISTError(RuntimeError):
+    """The MNIST files are missing, corrupt or could not be downloaded."""
+
+
+@dataclass(frozen=True)
+class MNISTSplit:
+    images: np.ndarray  # (N, 28, 28) uint8, white digit on black
+    labels: np.ndarray  # (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, n: int | None) -> "MNISTSplit":
+        if n is None or n >= len(self):
+            return self
+        return MNISTSplit(self.images[:n], self.labels[:n])
+
+
+@dataclass(frozen=True)
+class MNIST:
+    train: MNISTSplit
+    test: MNISTSplit
+    md5s: dict[str, str]
+
+
+def md5_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def missing_files(data_dir: Path) -> list[str]:
+    return [name for name in FILES if not (Path(data_dir) / name).is_file()]
+
+
+def verify(data_dir: Path) -> dict[str, str]:
+    """Check the md5 of each file; raise ``MNISTError`` naming the bad or missing ones."""
+    data_dir = Path(data_dir)
+    missing = missing_files(data_dir)
+    if missing:
+        raise MNISTError(
+            f"MNIST files missing in {data_dir}: {', '.join(missing)}. "
+            f"Download them (run_model.py does this when online) or copy the four "
+            f"files {', '.join(FILES)} into that folder, or point --data-dir / MNIST_DIR at them.")
+    sums = {}
+    for name, (expected, _) in FILES.items():
+        actual = md5_of(data_dir / name)
+        if actual != expected:
+            raise MNISTError(
+                f"{data_dir / name} is corrupt (md5 {actual}, expected {expected}). "
+                f"Delete it and download it again, or replace it with the official file.")
+        sums[name] = actual
+    return sums
+
+
+def _read_idx(path: Path, expected_dims: int) -> np.ndarray:
+    with gzip.open(path, "rb") as fh:
+        raw = fh.read()
+    zero, dtype_code, dims = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != 0x08 or dims != expected_dims:
+        raise MNISTError(f"{path} is not an IDX file of unsigned bytes with {expected_dims} dimensions.")
+    shape = struct.unpack(">" + "I" * dims, raw[4:4 + 4 * dims])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims)
+    if data.size != int(np.prod(shape)):
+        raise MNISTError(f"{path} is truncated: header says {shape}, found {data.size} bytes of data.")
+    return data.reshape(shape)
+
+
+def load(data_dir: Path, check_md5: bool = True) -> MNIST:
+    """Read the four files into memory (about 55 MB as uint8)."""
+    data_dir = Path(data_dir)
+    md5s = verify(data_dir) if check_md5 else {}
+    if not check_md5 and missing_files(data_dir):
+        verify(data_dir)  # raises the "missing" message
+    train = MNISTSplit(_read_idx(data_dir / "train-images-idx3-ubyte.gz", 3),
+                       _read_idx(data_dir / "train-labels-idx1-ubyte.gz", 1).astype(np.int64))
+    test = MNISTSplit(_read_idx(data_dir / "t10k-images-idx3-ubyte.gz", 3),
+                      _read_idx(data_dir / "t10k-labels-idx1-ubyte.gz", 1).astype(np.int64))
+    for split, (n_img, n_lab) in (("train", (len(train.images), len(train.labels))),
+                                  ("test", (len(test.images), len(test.labels)))):
+        if n_img != n_lab:
+            raise MNISTError(f"MNIST {split} set in {data_dir}: {n_img} images but {n_lab} labels.")
+    return MNIST(train=train, test=test, md5s=md5s)
+
+
+def download(data_dir: Path, mirrors: Iterable[str] = MIRRORS, progress: ProgressFn | None = None,
+             timeout: float = 30.0) -> None:
+    """Fetch each missing file from the first mirror that serves it with the right md5.
+
+    A file is written to ``<name>.part`` and renamed only once its md5 matches, so a
+    broken download never leaves a partial or corrupt file behind.
+    """
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    mirrors = list(mirrors)
+    for name in missing_files(data_dir):
+        expected = FILES[name][0]
+        errors = []
+        for mirror in mirrors:
+            url = mirror.rstrip("/") + "/" + name
+            try:
+                _fetch(url, data_dir / name, expected, progress, timeout)
+                break
+            except (OSError, urllib.error.URLError, MNISTError) as exc:
+                log.warning("download of %s failed: %s", url, exc)
+                errors.append(f"{url}: {exc}")
+        else:
+            raise MNISTError(
+                f"Could not download {name} from any mirror ({'; '.join(errors)}). "
+                f"If this computer is offline, copy the four MNIST files ({', '.join(FILES)}) "
+                f"into {data_dir} or point --data-dir / MNIST_DIR at a folder that has them.")
+
+
+def _fetch(url: str, target: Path, expected_md5: str, progress: ProgressFn | None, timeout: float) -> None:
+    part = target.with_name(target.name + ".part")
+    digest = hashlib.md5()
+    try:
+        req = urllib.request.Request(url, headers={"User-Agent": "mnist-classifier"})
+        with urllib.request.urlopen(req, timeout=timeout) as resp, open(part, "wb") as out:
+            total = int(resp.headers.get("Content-Length") or 0)
+            done = 0
+            while block := resp.read(1 << 16):
+                out.write(block)
+                digest.update(block)
+                done += len(block)
+                if progress:
+                    progress(target.name, done, total)
+            out.flush()
+            os.fsync(out.fileno())
+        if digest.hexdigest() != expected_md5:
+            raise MNISTError(f"md5 mismatch ({digest.hexdigest()}, expected {expected_md5})")
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def ensure(data_dir: Path, allow_download: bool = True, progress: ProgressFn | None = None,
+           mirrors: Iterable[str] = MIRRORS) -> MNIST:
+    """Load MNIST from ``data_dir``, downloading missing files first when allowed."""
+    data_dir = Path(data_dir)
+    if missing_files(data_dir) and allow_download:
+        log.info("MNIST files missing in %s; downloading", data_dir)
+        download(data_dir, mirrors=mirrors, progress=progress)
+    return load(data_dir)
+
+
+def tqdm_progress() -> ProgressFn:
+    """A terminal progress bar for ``download``."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def report(name: str, done: int, total: int) -> None:
+        bar = bars.get(name)
+        if bar is None:
+            bar = bars[name] = tqdm(total=total or None, unit="B", unit_scale=True, desc=name)
+        bar.update(done - bar.n)
+        if total and done >= total:
+            bar.close()
+
+    return report

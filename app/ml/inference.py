@@ -1,0 +1,105 @@
+"""``MNISTPredictor``: an image in, the digit, its confidence and all ten probabilities out."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from app import paths
+from app.ml import checkpoint
+from app.ml.preprocess import NothingDrawn, Prepared, prepare
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    digit: int
+    confidence: float
+    probabilities: tuple[float, ...]  # 10 values summing to 1
+    image: np.ndarray = field(repr=False)  # the 28x28 uint8 image the network saw
+
+    @property
+    def runner_up(self) -> tuple[int, float]:
+        """The second-best digit and its probability."""
+        order = np.argsort(self.probabilities)[::-1]
+        return int(order[1]), float(self.probabilities[order[1]])
+
+
+class MNISTPredictor:
+    """Recognise a digit in a PIL image, a numpy array or a torch tensor.
+
+    >>> p = MNISTPredictor()            # the shipped weights
+    >>> result = p.predict(image)       # PIL image, H x W (x 1/3/4) array, or tensor
+    >>> result.digit, result.confidence, result.probabilities
+
+    Raises ``ModelFileError`` if the weights file is missing or unusable, ``ValueError``
+    for input it cannot read, and ``NothingDrawn`` (a ``ValueError``) for a blank image.
+    Safe to call from several threads.
+    """
+
+    def __init__(self, model_path: str | Path | None = None, device: str = "cpu"):
+        self.model_path = Path(model_path) if model_path is not None else paths.bundled_model_path()
+        self._device = torch.device(device)
+        self._loaded = checkpoint.load(self.model_path, self._device)
+        self._lock = threading.Lock()
+
+    # ---- information -------------------------------------------------------
+    @property
+    def loaded(self) -> checkpoint.LoadedModel:
+        return self._loaded
+
+    @property
+    def arch(self) -> str:
+        return self._loaded.arch
+
+    @property
+    def metadata(self) -> dict:
+        return dict(self._loaded.metadata)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self._loaded.model
+
+    # ---- prediction ----------------------------------------------------------
+    def predict(self, x) -> Prediction:
+        return self._run([prepare(x)])[0]
+
+    def predict_batch(self, xs) -> list[Prediction]:
+        items = _split_batch(xs)
+        return self._run([prepare(item) for item in items]) if items else []
+
+    def predict_prepared(self, prepared: Sequence[Prepared]) -> list[Prediction]:
+        return self._run(list(prepared))
+
+    def _run(self, prepared: list[Prepared]) -> list[Prediction]:
+        batch = torch.from_numpy(np.stack([p.tensor_input for p in prepared])).to(self._device)
+        with self._lock, torch.inference_mode():
+            probs = torch.softmax(self._loaded.model(batch).double(), dim=1).cpu().numpy()
+        results = []
+        for p, row in zip(prepared, probs):
+            row = row / row.sum()
+            digit = int(row.argmax())
+            results.append(Prediction(digit=digit, confidence=float(row[digit]),
+                                      probabilities=tuple(float(v) for v in row), image=p.as_uint8()))
+        return results
+
+
+def _split_batch(xs) -> list:
+    if isinstance(xs, (list, tuple)):
+        return list(xs)
+    if isinstance(xs, np.ndarray) or type(xs).__module__.startswith("torch"):
+        if xs.ndim not in (3, 4):
+            raise ValueError(f"predict_batch takes a list of images or an N x H x W (x C) array; "
+                             f"got an array of shape {tuple(xs.shape)}")
+        return [xs[i] for i in range(xs.shape[0])]
+    raise ValueError(f"predict_batch takes a list of images or an N x H x W array, got {type(xs).__name__}")
+
+
+__all__ = ["MNISTPredictor", "Prediction", "NothingDrawn"]

@@ -1,0 +1,176 @@
+#!/usr/bin/env python
+"""Train and test the MNIST classifier from the command line.
+
+    python run_model.py --mode train            # train with the defaults, save the model
+    python run_model.py --mode test             # Test set: Average loss ..., Accuracy ...
+    python run_model.py --mode both --epochs 5
+    python run_model.py --mode test --test-samples 10   # also saves a figure of 10 digits
+
+The shape follows pytorch/examples' mnist/main.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from app import paths
+from app.settings import Settings
+
+log = logging.getLogger("run_model")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from app.ml.model import ARCHITECTURES, DEFAULT_ARCH
+    from app.ml.train import TrainConfig
+
+    d = TrainConfig()
+    p = argparse.ArgumentParser(description="Train and test the MNIST digit classifier.")
+    p.add_argument("--mode", choices=["train", "test", "both", "finetune"], default="both",
+                   help="train a model, test one, or both (default: both); finetune: learn from "
+                        "the corrections in the database")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs to train (default: {d.epochs})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"batch size (default: {d.batch_size})")
+    p.add_argument("--learning-rate", "--lr", type=float, default=d.learning_rate,
+                   help=f"peak learning rate of Adam's one-cycle schedule (default: {d.learning_rate})")
+    p.add_argument("--model-path", type=Path, default=None,
+                   help="weights file to write (train) or read (test) "
+                        "(default: MNIST_MODEL_PATH or saved_models/mnist_classifier.pth)")
+    p.add_argument("--no-cuda", action="store_true", help="train on the CPU even when CUDA is available")
+    p.add_argument("--test-samples", type=int, default=0, metavar="N",
+                   help="save a figure of N test digits with prediction and probabilities")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="folder with the four MNIST .gz files (default: MNIST_DIR or the user data folder; "
+                        "downloaded there if missing)")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default: {d.seed})")
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default=DEFAULT_ARCH,
+                   help=f"network to train (default: {DEFAULT_ARCH}, the product's CNN)")
+    p.add_argument("--preset", choices=["standard", "quick"], default=None,
+                   help="start from a named recipe (quick: 3 epochs, no augmentation, ~98.8%%); "
+                        "flags given explicitly still win")
+    p.add_argument("--train-limit", type=int, default=None, metavar="N",
+                   help="train on the first N training images only (quick trials)")
+    p.add_argument("--test-limit", type=int, default=None, metavar="N",
+                   help="evaluate on the first N test images only")
+    p.add_argument("--no-augment", action="store_true", help="train without data augmentation")
+    p.add_argument("--figures-dir", type=Path, default=None,
+                   help="where figures go (default: next to the model file)")
+    p.add_argument("--no-download", action="store_true", help="never download MNIST, fail if it is missing")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    settings = Settings.load()
+    model_path = args.model_path or settings.model_path
+    figures_dir = args.figures_dir or model_path.parent
+    from app.ml import data
+    from app.ml.checkpoint import ModelFileError
+
+    try:
+        if args.mode == "finetune":
+            from app.learn import finetune_cli
+            return finetune_cli(settings, args, model_path)
+        data_dir = args.data_dir or settings.mnist_dir
+        mnist = data.ensure(data_dir, allow_download=not args.no_download,
+                            progress=None if args.quiet else data.tqdm_progress())
+        if args.mode in ("train", "both"):
+            train_and_save(args, mnist, model_path, figures_dir)
+        if args.mode in ("test", "both"):
+            test_model(args, mnist, model_path, figures_dir)
+    except (data.MNISTError, ModelFileError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the previous model file is unchanged", file=sys.stderr)
+        return 130
+    return 0
+
+
+def train_and_save(args, mnist, model_path: Path, figures_dir: Path) -> None:
+    from app.ml import plots
+    from app.ml.train import save_result, train
+
+    config = config_from_args(args)
+    bar = None if args.quiet else _TqdmReporter()
+    start = time.perf_counter()
+    result = train(config, mnist, progress=bar)
+    if bar:
+        bar.close()
+    for h in result.history:
+        print(f"Epoch {h.epoch}: train loss {h.train_loss:.4f}, test loss {h.test_loss:.4f}, "
+              f"test accuracy {h.test_accuracy:.2f}%")
+    sha = save_result(result, mnist, model_path)
+    history_png = plots.save_history(result.history, figures_dir / f"{model_path.stem}_history.png")
+    print(f"Trained {config.arch} in {time.perf_counter() - start:.1f} s on {result.device}: "
+          f"test accuracy {result.test_accuracy:.2f}%")
+    print(f"Saved model to {model_path} (sha256 {sha[:12]}), history figure to {history_png}")
+
+
+def config_from_args(args):
+    from app.ml.train import PRESETS, TrainConfig
+
+    parser_defaults = TrainConfig()
+    chosen = dict(PRESETS[args.preset]) if args.preset else {}
+    # Flags the user typed win over the preset; untouched flags keep the preset's value.
+    for flag, field in (("epochs", "epochs"), ("batch_size", "batch_size"), ("learning_rate", "learning_rate")):
+        value = getattr(args, flag)
+        if value != getattr(parser_defaults, field) or field not in chosen:
+            chosen[field] = value
+    if args.no_augment:
+        chosen["augment"] = False
+    return TrainConfig(seed=args.seed, arch=args.arch, use_cuda=not args.no_cuda,
+                       train_limit=args.train_limit, test_limit=args.test_limit, **chosen)
+
+
+def test_model(args, mnist, model_path: Path, figures_dir: Path) -> None:
+    import numpy as np
+    import torch
+
+    from app.ml import checkpoint, plots
+    from app.ml.train import evaluate, pick_device, to_tensors
+
+    device = pick_device(not args.no_cuda)
+    loaded = checkpoint.load(model_path, device)
+    split = mnist.test.subset(args.test_limit)
+    x, y = to_tensors(split.images, split.labels, device)
+    loss, correct, n = evaluate(loaded.model, x, y)
+    print(f"\nTest set: Average loss: {loss:.4f}, Accuracy: {correct}/{n} ({100.0 * correct / n:.2f}%)\n")
+    if args.test_samples > 0:
+        k = min(args.test_samples, n)
+        rng = np.random.default_rng(args.seed)
+        idx = np.sort(rng.choice(n, size=k, replace=False))
+        from app.ml.train import normalize
+        with torch.inference_mode():
+            probs = torch.softmax(loaded.model(normalize(x[idx])), 1).cpu().numpy()
+        out = plots.save_samples(split.images[idx], split.labels[idx], probs,
+                                 figures_dir / f"{model_path.stem}_test_samples.png")
+        print(f"Saved {k} test samples to {out}")
+
+
+class _TqdmReporter:
+    def __init__(self):
+        from tqdm import tqdm
+        self._tqdm = tqdm
+        self.bar = None
+
+    def __call__(self, p) -> None:
+        if self.bar is None:
+            self.bar = self._tqdm(total=p.epochs * p.batches, unit="batch", desc="training")
+        self.bar.n = (p.epoch - 1) * p.batches + p.batch
+        self.bar.set_postfix(epoch=f"{p.epoch}/{p.epochs}", loss=f"{p.loss:.3f}",
+                             test=f"{p.epoch_stats.test_accuracy:.2f}%" if p.epoch_stats else None, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""run_model.py end to end, as a user runs it, on a small subset."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*args, env_extra=None, cwd=REPO):
+    import os
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, str(REPO / "run_model.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_train_and_test_on_a_subset(tmp_path, mnist_dir):
+    model = tmp_path / "m.pth"
+    out = run("--mode", "both", "--epochs", "1", "--batch-size", "50", "--learning-rate", "0.005",
+              "--train-limit", "2000", "--test-limit", "500", "--model-path", str(model), "--data-dir",
+              str(mnist_dir), "--no-cuda", "--seed", "3", "--test-samples", "6", "-q")
+    assert out.returncode == 0, out.stderr
+    assert "Test set: Average loss: " in out.stdout
+    line = next(l for l in out.stdout.splitlines() if l.startswith("Test set"))
+    correct = int(line.split("Accuracy: ")[1].split("/")[0])
+    assert "/500 (" in line and correct > 350
+    assert model.is_file()
+    assert (tmp_path / "m_history.png").stat().st_size > 10000
+    assert (tmp_path / "m_test_samples.png").stat().st_size > 10000
+
+
+def test_test_mode_on_the_shipped_model(mnist_dir):
+    out = run("--mode", "test", "--data-dir", str(mnist_dir), "--test-limit", "2000", "-q",
+              "--figures-dir", "/tmp")
+    assert out.returncode == 0, out.stderr
+    assert "Accuracy: " in out.stdout and "/2000" in out.stdout
+
+
+def test_missing_model_is_a_clear_error(tmp_path, mnist_dir):
+    out = run("--mode", "test", "--model-path", str(tmp_path / "none.pth"), "--data-dir", str(mnist_dir))
+    assert out.returncode == 2
+    assert "not found" in out.stderr and "--mode train" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_offline_without_data_says_where_to_put_the_files(tmp_path):
+    out = run("--mode", "test", "--data-dir", str(tmp_path / "empty"), "--no-download")
+    assert out.returncode == 2
+    assert "MNIST files missing" in out.stderr and "MNIST_DIR" in out.stderr
+
+
+def test_help_lists_every_flag():
+    out = run("--help")
+    for flag in ("--mode", "--epochs", "--batch-size", "--learning-rate", "--model-path", "--no-cuda",
+                 "--test-samples", "--data-dir", "--seed", "--arch"):
+        assert flag in out.stdout
