@@ -158,13 +158,18 @@ class _TqdmReporter:
         from tqdm import tqdm
         self._tqdm = tqdm
         self.bar = None
+        self.last_test = None
 
     def __call__(self, p) -> None:
         if self.bar is None:
             self.bar = self._tqdm(total=p.epochs * p.batches, unit="batch", desc="training")
         self.bar.n = (p.epoch - 1) * p.batches + p.batch
-        self.bar.set_postfix(epoch=f"{p.epoch}/{p.epochs}", loss=f"{p.loss:.3f}",
-                             test=f"{p.epoch_stats.test_accuracy:.2f}%" if p.epoch_stats else None, refresh=False)
+        if p.epoch_stats is not None:
+            self.last_test = f"{p.epoch_stats.test_accuracy:.2f}%"
+        postfix = {"epoch": f"{p.epoch}/{p.epochs}", "loss": f"{p.loss:.3f}"}
+        if self.last_test:
+            postfix["test"] = self.last_test
+        self.bar.set_postfix(postfix, refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:

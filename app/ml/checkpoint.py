@@ -66,6 +66,7 @@ def save(path: Path, model: nn.Module, arch: str, arch_kwargs: dict | None = Non
             torch.save(payload, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; weights are ordinary files
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:
