@@ -75,6 +75,20 @@ class MNISTPredictor:
         items = _split_batch(xs)
         return self._run([prepare(item) for item in items]) if items else []
 
+    def explain(self, x, method: str = "gradient") -> tuple[Prediction, np.ndarray]:
+        """The prediction and a (28, 28) map in [-1, 1] of the pixels that pushed the
+        network towards it ("gradient": gradient x input; "occlusion": blanking patches)."""
+        from app.ml import explain
+
+        prepared = prepare(x)
+        result = self._run([prepared])[0]
+        fn = {"gradient": explain.gradient_x_input, "occlusion": explain.occlusion}.get(method)
+        if fn is None:
+            raise ValueError(f"unknown explanation method {method!r}; use 'gradient' or 'occlusion'")
+        with self._lock:
+            heat = fn(self._loaded.model, prepared.tensor_input, result.digit)
+        return result, heat
+
     def predict_prepared(self, prepared: Sequence[Prepared]) -> list[Prediction]:
         return self._run(list(prepared))
 
