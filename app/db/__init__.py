@@ -1,0 +1,72 @@
+"""The database layer: predictions in PostgreSQL, an offline spool, the embedded server.
+
+No Qt here.  The GUI (or the CLI) does::
+
+    repo, server = open_database(settings)      # server is None for an external database
+    repo.log(PredictionRecord(...)); repo.set_label(uuid, 7); repo.status()
+    ...
+    repo.close(); server and server.stop()       # on quit
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg2
+
+from app.db.errors import (DatabaseConfigError, DatabaseError, DatabaseUnavailable,
+                           EmbeddedServerError, InvalidRecord, SchemaError, UnknownPrediction)
+from app.db.records import DbStatus, HistoryRow, PredictionRecord
+from app.db.repository import APPLICATION_NAME, PredictionRepository
+from app.db.server import EmbeddedServer
+from app.db.spool import Spool
+
+__all__ = [
+    "open_database", "PredictionRepository", "PredictionRecord", "HistoryRow", "DbStatus",
+    "EmbeddedServer", "Spool", "DatabaseError", "DatabaseConfigError", "DatabaseUnavailable",
+    "EmbeddedServerError", "InvalidRecord", "SchemaError", "UnknownPrediction",
+]
+
+log = logging.getLogger(__name__)
+
+
+def open_database(settings, *, offline_ok: bool = True, time_zone: str | None = None,
+                  retry_interval: float = 5.0
+                  ) -> tuple[PredictionRepository, EmbeddedServer | None]:
+    """The repository for ``settings`` (an app.settings.Settings), and the embedded server
+    when it is the one in use (the caller stops it on quit; None for an external server).
+
+    With ``offline_ok`` (the default) an unreachable server, wrong settings or an embedded
+    server that will not start still give a working repository: it spools, retries, and
+    ``status().message`` says what is wrong and which setting to fix.  With
+    ``offline_ok=False`` that message is raised instead, as a `DatabaseError` subclass.
+    """
+    server: EmbeddedServer | None = None
+    if settings.uses_embedded_db:
+        server = EmbeddedServer(settings.embedded_pg_dir)
+        embedded = server
+
+        def connect():
+            # Start the server on first use, and again if its process has died.
+            if embedded.running and not embedded.alive:
+                log.warning("The embedded database server has stopped; starting it again")
+                embedded.stop()
+            if not embedded.running:
+                embedded.start()
+            return psycopg2.connect(embedded.url, connect_timeout=10,
+                                    application_name=APPLICATION_NAME)
+
+        repo = PredictionRepository(connect=connect, spool_dir=settings.spool_dir,
+                                    where="embedded", via="embedded",
+                                    retry_interval=retry_interval, time_zone=time_zone)
+    else:
+        via = "params" if settings.db_params else "url"
+        repo = PredictionRepository(settings.database_url, spool_dir=settings.spool_dir,
+                                    via=via, retry_interval=retry_interval, time_zone=time_zone)
+    if not repo.online and not offline_ok:
+        error = repo.last_error or DatabaseUnavailable("The database is not reachable.")
+        repo.close()
+        if server is not None:
+            server.stop()
+        raise error
+    return repo, server
