@@ -3,7 +3,9 @@
 No Qt here.  The GUI (or the CLI) does::
 
     repo, server = open_database(settings)      # server is None for an external database
-    repo.log(PredictionRecord(...)); repo.set_label(uuid, 7); repo.status()
+    version_id = repo.register_model_version(sha256=..., path=..., arch=..., metrics={...})
+    repo.log(PredictionRecord(..., model_version_id=version_id)); repo.set_label(uuid, 7)
+    repo.accuracy(model_version_id=version_id); repo.labelled_samples(); repo.status()
     ...
     repo.close(); server and server.stop()       # on quit
 """
@@ -15,16 +17,20 @@ import logging
 import psycopg2
 
 from app.db.errors import (DatabaseConfigError, DatabaseError, DatabaseUnavailable,
-                           EmbeddedServerError, InvalidRecord, SchemaError, UnknownPrediction)
-from app.db.records import DbStatus, HistoryRow, PredictionRecord
+                           EmbeddedServerError, InvalidRecord, SchemaError,
+                           UnknownModelVersion, UnknownPrediction)
+from app.db.records import (MODEL_KINDS, DbStatus, HistoryRow, LabelledSample, ModelVersion,
+                            PredictionRecord)
 from app.db.repository import APPLICATION_NAME, PredictionRepository
 from app.db.server import EmbeddedServer
 from app.db.spool import Spool
 
 __all__ = [
     "open_database", "PredictionRepository", "PredictionRecord", "HistoryRow", "DbStatus",
+    "ModelVersion", "LabelledSample", "MODEL_KINDS",
     "EmbeddedServer", "Spool", "DatabaseError", "DatabaseConfigError", "DatabaseUnavailable",
-    "EmbeddedServerError", "InvalidRecord", "SchemaError", "UnknownPrediction",
+    "EmbeddedServerError", "InvalidRecord", "SchemaError", "UnknownModelVersion",
+    "UnknownPrediction",
 ]
 
 log = logging.getLogger(__name__)

@@ -44,6 +44,10 @@ class UnknownPrediction(DatabaseError, LookupError):
     """No prediction has this uuid."""
 
 
+class UnknownModelVersion(DatabaseError, LookupError):
+    """No model version has this id."""
+
+
 class SchemaError(DatabaseError):
     """The schema could not be applied or migrated."""
 

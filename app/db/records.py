@@ -1,20 +1,26 @@
-"""The values that go in and out of the database: a prediction, a history row, a status."""
+"""The values that go in and out of the database: a prediction, a history row, a model
+version, a labelled sample, a status; and the checks of what goes in."""
 
 from __future__ import annotations
 
 import base64
+import json
 import math
 import numbers
 import struct
 import uuid as uuid_module
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from os import PathLike
 from typing import Any
 
 SOURCES = ("canvas", "file", "cli")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IMAGE_SIZE = 28
 MAX_MODEL_VERSION_LEN = 200
+# What model_versions.kind may be (a CHECK in sql/migrations/002_model_versions.sql).
+MODEL_KINDS = ("trained", "fine-tuned", "shipped")
+MAX_NAME_LEN = 200
 # Softmax output sums to 1 up to float32 rounding; anything further off is not probabilities.
 PROBABILITY_SUM_TOLERANCE = 1e-3
 
@@ -51,9 +57,88 @@ def check_label(label: Any) -> int | None:
     return int(label)
 
 
+def check_version_id(value: Any, what: str = "model_version_id") -> int | None:
+    """A model version id is None or a positive int (bool refused); returns it or ValueError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{what} must be a model version id (an int >= 1) or None, "
+                         f"not {value!r}")
+    return int(value)
+
+
+def check_sha256(value: Any) -> str:
+    """The SHA-256 of a weights file as 64 lower-case hex digits, or ValueError."""
+    text = value.lower() if isinstance(value, str) else None
+    if text is None or len(text) != 64 or any(ch not in "0123456789abcdef" for ch in text):
+        raise ValueError(f"sha256 must be 64 hex digits (hashlib.sha256(...).hexdigest()), "
+                         f"not {value!r}")
+    return text
+
+
+def _short_text(value: Any, what: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_NAME_LEN:
+        raise ValueError(f"{what} must be text of 1 to {MAX_NAME_LEN} characters"
+                         + (" or None" if optional else "") + f", not {value!r}")
+    return value
+
+
+def _json_number(value: Any) -> Any:
+    """json.dumps' fallback: numpy (or other numbers.Number) scalars, 0-d tensors' .item()."""
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+@dataclass(frozen=True)
+class ModelVersionSpec:
+    """The checked arguments of `register_model_version` (see there)."""
+
+    sha256: str
+    path: str
+    arch: str
+    metrics_json: str
+    parent_id: int | None
+    kind: str
+    name: str | None
+
+    @classmethod
+    def check(cls, *, sha256: Any, path: Any, arch: Any, metrics: Any, parent_id: Any,
+              kind: Any, name: Any) -> "ModelVersionSpec":
+        """Raise ValueError naming the first bad argument; else the normalised values."""
+        if isinstance(path, PathLike):
+            path = path.__fspath__()
+        if not isinstance(path, str) or not path:
+            raise ValueError(f"path must be the weights file's path, not {path!r}")
+        if not isinstance(metrics, dict):
+            raise ValueError(f"metrics must be a dict, not {type(metrics).__name__}")
+        try:
+            metrics_json = json.dumps(metrics, allow_nan=False, default=_json_number)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"metrics must be JSON (numbers, text, lists, dicts; no NaN): "
+                             f"{exc}") from None
+        if kind not in MODEL_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(MODEL_KINDS)}, not {kind!r}")
+        return cls(sha256=check_sha256(sha256), path=path, arch=_short_text(arch, "arch"),
+                   metrics_json=metrics_json, parent_id=check_version_id(parent_id, "parent_id"),
+                   kind=kind, name=_short_text(name, "name", optional=True))
+
+
 @dataclass
 class PredictionRecord:
-    """One prediction, as the app logs it.  `validate()` before anything is sent or spooled."""
+    """One prediction, as the app logs it.  `validate()` before anything is sent or spooled.
+
+    model_version is a free text label; model_version_id the id that
+    `register_model_version` returned for the weights that made the prediction (None when
+    it is not known, e.g. the database was offline when the model was loaded).
+    """
 
     predicted_digit: int
     confidence: float
@@ -65,6 +150,7 @@ class PredictionRecord:
     uuid: str = field(default_factory=_new_uuid)
     created_at: datetime = field(default_factory=_now)
     true_label: int | None = None
+    model_version_id: int | None = None
 
     def validate(self) -> "PredictionRecord":
         """Raise ValueError naming the first bad field; return self when all is well.
@@ -102,6 +188,7 @@ class PredictionRecord:
                 or len(self.model_version) > MAX_MODEL_VERSION_LEN):
             raise ValueError(f"model_version must be text of at most {MAX_MODEL_VERSION_LEN} "
                              f"characters or None")
+        self.model_version_id = check_version_id(self.model_version_id)
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {self.source!r}")
         if not isinstance(self.created_at, datetime) or self.created_at.tzinfo is None \
@@ -146,6 +233,7 @@ class PredictionRecord:
             "raw_png": None if self.raw_png is None
             else base64.b64encode(bytes(self.raw_png)).decode("ascii"),
             "model_version": self.model_version,
+            "model_version_id": self.model_version_id,
             "source": self.source,
         }
 
@@ -161,6 +249,7 @@ class PredictionRecord:
             image_png=base64.b64decode(d["image_png"]),
             raw_png=None if d.get("raw_png") is None else base64.b64decode(d["raw_png"]),
             model_version=d.get("model_version"),
+            model_version_id=d.get("model_version_id"),  # absent in older spool lines
             source=d["source"],
         )
 
@@ -177,6 +266,42 @@ class HistoryRow:
     image_png: bytes
     model_version: str | None
     source: str
+    model_version_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A trained, fine-tuned or shipped model, and how its predictions did.
+
+    parent_id: the version it was fine-tuned from (None for one trained from scratch or
+    shipped).  metrics: what training reported (e.g. {"test_accuracy": 0.995}).
+    predictions / labelled / correct: counts of the predictions it made; accuracy =
+    correct / labelled, None when none of them is labelled.
+    """
+
+    id: int
+    parent_id: int | None
+    created_at: datetime
+    arch: str
+    metrics: dict
+    sha256: str
+    path: str | None
+    kind: str
+    name: str | None
+    predictions: int = 0
+    labelled: int = 0
+    correct: int = 0
+    accuracy: float | None = None
+
+
+@dataclass(frozen=True)
+class LabelledSample:
+    """A prediction the user labelled: the 28x28 image the network saw and the true digit."""
+
+    uuid: str
+    image_png: bytes
+    true_label: int
+    created_at: datetime
 
 
 @dataclass(frozen=True)

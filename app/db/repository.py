@@ -8,12 +8,16 @@ calls `flush_spool()`.  Replays are idempotent: a prediction is inserted
 While anything waits in the spool, new writes queue behind it, so the order is kept.
 
 Reads (`recent`, `accuracy`, ...) need the server; offline they raise `DatabaseUnavailable`.
+So does `register_model_version`: only the database can give a version its id.  The
+statistics take ``model_version_id`` (None: all versions) and read running totals kept
+per version by triggers (sql/migrations/002_model_versions.sql), so they stay fast.
 All SQL is parameterised.  Every public method holds one lock, so the repository may be
 shared between threads (the GUI uses it from one worker thread); `status()` never waits.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import decimal
 import logging
 import os
@@ -30,8 +34,11 @@ import psycopg2.extensions
 
 from app.db import schema
 from app.db.errors import (DatabaseError, DatabaseUnavailable, InvalidRecord, SchemaError,
-                           Target, UnknownPrediction, describe_connect_error, redact_url)
-from app.db.records import DbStatus, HistoryRow, PredictionRecord, check_label, check_uuid
+                           Target, UnknownModelVersion, UnknownPrediction,
+                           describe_connect_error, redact_url)
+from app.db.records import (DbStatus, HistoryRow, LabelledSample, ModelVersion,
+                            ModelVersionSpec, PredictionRecord, check_label, check_sha256,
+                            check_uuid, check_version_id)
 from app.db.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -45,10 +52,11 @@ _TCP_OPTIONS = dict(keepalives=1, keepalives_idle=5, keepalives_interval=2, keep
 
 _INSERT = """
 INSERT INTO predictions (uuid, created_at, predicted_digit, confidence, probabilities,
-                         true_label, labelled_at, image_png, raw_png, model_version, source)
+                         true_label, labelled_at, image_png, raw_png, model_version,
+                         model_version_id, source)
 VALUES (%(uuid)s, %(created_at)s, %(predicted_digit)s, %(confidence)s, %(probabilities)s::real[],
         %(true_label)s, %(labelled_at)s, %(image_png)s, %(raw_png)s, %(model_version)s,
-        %(source)s)
+        %(model_version_id)s, %(source)s)
 ON CONFLICT (uuid) DO NOTHING
 """
 # Last writer wins by the client's clock, so replaying an old label never undoes a newer one.
@@ -59,16 +67,50 @@ WHERE uuid = %(uuid)s AND (labelled_at IS NULL OR labelled_at <= %(at)s)
 _EXISTS = "SELECT 1 FROM predictions WHERE uuid = %s"
 _RECENT = """
 SELECT uuid::text, created_at, predicted_digit, confidence, true_label, image_png,
-       model_version, source
+       model_version, source, model_version_id
 FROM predictions
+{where}
 ORDER BY created_at DESC, id DESC
-LIMIT %s OFFSET %s
+LIMIT %(limit)s OFFSET %(offset)s
 """
 _EXPORT_COLUMNS = (
     "uuid, created_at, predicted_digit, confidence, "
     + ", ".join(f"probabilities[{i + 1}] AS p{i}" for i in range(10))
-    + ", true_label, labelled_at, model_version, source"
+    + ", true_label, labelled_at, model_version, model_version_id, source"
 )
+_LABELLED = """
+SELECT uuid::text, image_png, true_label, created_at
+FROM predictions
+WHERE true_label IS NOT NULL {also}
+ORDER BY created_at, id
+"""
+_REGISTER = """
+INSERT INTO model_versions (parent_id, arch, metrics, weights_sha256, path, kind, name)
+VALUES (%(parent_id)s, %(arch)s, %(metrics_json)s::jsonb, %(sha256)s, %(path)s, %(kind)s,
+        %(name)s)
+ON CONFLICT (weights_sha256) DO NOTHING
+RETURNING id
+"""
+_MOVE_WEIGHTS = """
+UPDATE model_versions SET path = %(path)s
+WHERE weights_sha256 = %(sha256)s AND path IS DISTINCT FROM %(path)s
+"""
+_MODEL_VERSIONS = """
+SELECT v.id, v.parent_id, v.created_at, v.arch, v.metrics, v.weights_sha256, v.path, v.kind,
+       v.name, a.predictions, a.labelled, a.correct, a.accuracy
+FROM model_versions v
+JOIN model_version_accuracy a ON a.model_version_id = v.id
+{where}
+ORDER BY v.created_at DESC, v.id DESC
+"""
+# Labelled predictions of two versions by true label: (version, label, actual, correct).
+_COMPARE = """
+SELECT model_version_id, true_label, sum(n)::bigint,
+       coalesce(sum(n) FILTER (WHERE true_label = predicted_digit), 0)::bigint
+FROM prediction_counts
+WHERE model_version_id IN (%s, %s) AND true_label >= 0
+GROUP BY 1, 2
+"""
 # SQLSTATEs that mean the connection is gone (class 08) or the server is going away.
 _LOST_STATES = {"57P01", "57P02", "57P03"}
 # Classes of errors that are the server's trouble, not the data's: 25 read-only
@@ -127,6 +169,10 @@ class PredictionRepository:
         self._next_attempt = 0.0
         self._closed = False
         self._sent = 0  # spool entries replayed so far (for flush_spool's count)
+        # model version id -> weights sha256, of the versions this repository has seen; an
+        # offline write spools the sha with the id (see Spool).  Ids never change meaning
+        # within one database.
+        self._version_sha: dict[int, str] = {}
         with self._lock:
             self._ensure_online(force=True)
 
@@ -141,11 +187,17 @@ class PredictionRepository:
         params = _record_params(record)
 
         def online(cur) -> str:
-            cur.execute(_INSERT, params)
+            try:
+                cur.execute(_INSERT, params)
+            except psycopg2.errors.ForeignKeyViolation:
+                raise UnknownModelVersion(
+                    f"There is no model version {record.model_version_id} in the database "
+                    f"(register_model_version gives the id). Nothing was written.") from None
             return record.uuid
 
         def offline() -> str:
-            self._spool_write(self._spool.add_record, record)
+            sha = self._version_sha.get(record.model_version_id)
+            self._spool_write(self._spool.add_record, record, sha)
             log.info("Offline: prediction %s spooled (%d waiting)", record.uuid, len(self._spool))
             return record.uuid
 
@@ -194,43 +246,198 @@ class PredictionRepository:
             self._ensure_online(force=True)
             return self._sent - before
 
-    # ---- reads --------------------------------------------------------------------------
-    def recent(self, limit: int = 50, offset: int = 0) -> list[HistoryRow]:
-        """The newest predictions first, with their 28x28 PNGs."""
-        limit, offset = int(limit), int(offset)
-        if limit < 0 or offset < 0:
-            raise ValueError("limit and offset must not be negative")
+    # ---- model versions -------------------------------------------------------------------
+    def register_model_version(self, *, sha256: str, path: str | os.PathLike, arch: str,
+                               metrics: dict, parent_id: int | None = None,
+                               kind: str = "trained", name: str | None = None) -> int:
+        """Record a trained, fine-tuned or shipped model; return its id.
 
-        def query(cur) -> list[HistoryRow]:
-            cur.execute(_RECENT, (limit, offset))
-            return [HistoryRow(uuid=r[0], created_at=r[1], predicted_digit=r[2],
-                               confidence=float(r[3]), true_label=r[4], image_png=bytes(r[5]),
-                               model_version=r[6], source=r[7]) for r in cur.fetchall()]
+        sha256: hex SHA-256 of the weights file, which identifies the version: registering
+        the same weights again returns the same id (and records ``path`` when the file
+        moved; the other fields stay as first registered).  arch: the network's name.
+        metrics: JSON-able dict (numpy numbers are fine).  parent_id: the version it was
+        fine-tuned from.  kind: "trained", "fine-tuned" or "shipped".  name: for people.
+
+        Needs the database: offline it raises `DatabaseUnavailable` (register again when
+        `status().online`; predictions logged meanwhile carry model_version_id=None).
+        ValueError for a bad argument, `UnknownModelVersion` for an unknown parent_id.
+        """
+        spec = ModelVersionSpec.check(sha256=sha256, path=path, arch=arch, metrics=metrics,
+                                      parent_id=parent_id, kind=kind, name=name)
+        params = dataclasses.asdict(spec)
+
+        def work(cur) -> int:
+            try:
+                cur.execute(_REGISTER, params)
+            except psycopg2.errors.ForeignKeyViolation:
+                raise UnknownModelVersion(
+                    f"parent_id {spec.parent_id}: there is no such model version in the "
+                    f"database. Nothing was written.") from None
+            row = cur.fetchone()
+            if row is None:  # known weights
+                cur.execute(_MOVE_WEIGHTS, params)
+                cur.execute("SELECT id FROM model_versions WHERE weights_sha256 = %s",
+                            (spec.sha256,))
+                row = cur.fetchone()
+            return row[0]
+
+        version_id = self._read(work)
+        self._version_sha[version_id] = spec.sha256
+        return version_id
+
+    def model_versions(self) -> list[ModelVersion]:
+        """Every model version, newest first, with the counts of its predictions."""
+        return self._read(lambda cur: self._fetch_versions(cur, "", ()))
+
+    def model_version(self, model_version_id: int) -> ModelVersion:
+        """One model version; `UnknownModelVersion` when there is none with this id."""
+        version_id = check_version_id(model_version_id)
+        if version_id is None:
+            raise ValueError("model_version_id must be a model version id, not None")
+        found = self._read(lambda cur: self._fetch_versions(cur, "WHERE v.id = %s",
+                                                            (version_id,)))
+        if not found:
+            raise UnknownModelVersion(f"There is no model version {version_id} in the database.")
+        return found[0]
+
+    def model_version_by_sha(self, sha256: str) -> ModelVersion | None:
+        """The version of these weights (hex SHA-256), or None when not registered."""
+        sha = check_sha256(sha256)
+        found = self._read(lambda cur: self._fetch_versions(cur, "WHERE v.weights_sha256 = %s",
+                                                            (sha,)))
+        return found[0] if found else None
+
+    def compare_versions(self, a_id: int, b_id: int) -> dict:
+        """Two versions side by side, on their labelled predictions.
+
+        Returns ``{"a": {...}, "b": {...}, "accuracy_delta": b - a, "digits": [...]}``:
+        "a" and "b" hold id, name, kind, created_at, predictions, labelled, correct and
+        accuracy (correct / labelled); "digits" ten rows, digit 0..9, with a_actual,
+        a_correct, a_accuracy, b_actual, b_correct, b_accuracy and delta, where actual is
+        the number of labelled predictions whose true label is the digit and accuracy the
+        share of those predicted right (the recall of the digit).  An accuracy is None
+        where nothing is labelled, a delta None where either accuracy is.
+        `UnknownModelVersion` when either id is not a version.
+        """
+        ids = [check_version_id(a_id, "a_id"), check_version_id(b_id, "b_id")]
+        if None in ids:
+            raise ValueError("compare_versions needs two model version ids")
+
+        def query(cur):
+            versions = self._fetch_versions(cur, "WHERE v.id IN (%s, %s)", ids)
+            cur.execute(_COMPARE, ids)
+            return versions, cur.fetchall()
+
+        versions, rows = self._read(query)
+        by_id = {v.id: v for v in versions}
+        for version_id in ids:
+            if version_id not in by_id:
+                raise UnknownModelVersion(
+                    f"There is no model version {version_id} in the database.")
+        per_digit = {(v, t): (int(actual), int(correct)) for v, t, actual, correct in rows}
+        result: dict[str, Any] = {}
+        for side, version_id in zip("ab", ids):
+            v = by_id[version_id]
+            result[side] = dict(id=v.id, name=v.name, kind=v.kind, created_at=v.created_at,
+                                predictions=v.predictions, labelled=v.labelled,
+                                correct=v.correct, accuracy=v.accuracy)
+        result["accuracy_delta"] = _delta(result["a"]["accuracy"], result["b"]["accuracy"])
+        digits = []
+        for d in range(10):
+            row: dict[str, Any] = {"digit": d}
+            for side, version_id in zip("ab", ids):
+                actual, correct = per_digit.get((version_id, d), (0, 0))
+                row[f"{side}_actual"] = actual
+                row[f"{side}_correct"] = correct
+                row[f"{side}_accuracy"] = correct / actual if actual else None
+            row["delta"] = _delta(row["a_accuracy"], row["b_accuracy"])
+            digits.append(row)
+        result["digits"] = digits
+        return result
+
+    def _fetch_versions(self, cur, where: str, params) -> list[ModelVersion]:
+        cur.execute(_MODEL_VERSIONS.format(where=where), params)
+        versions = [ModelVersion(id=r[0], parent_id=r[1], created_at=r[2], arch=r[3],
+                                 metrics=r[4], sha256=r[5], path=r[6], kind=r[7], name=r[8],
+                                 predictions=int(r[9]), labelled=int(r[10]),
+                                 correct=int(r[11]), accuracy=r[12])
+                    for r in cur.fetchall()]
+        self._version_sha.update((v.id, v.sha256) for v in versions)
+        return versions
+
+    # ---- learning data ----------------------------------------------------------------------
+    def labelled_samples(self, model_version_id: int | None = None) -> list[LabelledSample]:
+        """Every labelled prediction (of one model version, or of all with None), oldest
+        first: the 28x28 PNG the network saw and the label the user gave."""
+        version_id = check_version_id(model_version_id)
+        also = "" if version_id is None else "AND model_version_id = %(version)s"
+
+        def query(cur) -> list[LabelledSample]:
+            cur.execute(_LABELLED.format(also=also), {"version": version_id})
+            return [LabelledSample(uuid=r[0], image_png=bytes(r[1]), true_label=r[2],
+                                   created_at=r[3]) for r in cur.fetchall()]
 
         return self._read(query)
 
-    def accuracy(self) -> dict:
-        """{"total", "labelled", "correct", "accuracy"} (accuracy None with no labels)."""
+    def labelled_count(self, model_version_id: int | None = None) -> int:
+        """How many predictions have a true label (of one model version, or of all)."""
+        return self.accuracy(model_version_id)["labelled"]
+
+    # ---- reads --------------------------------------------------------------------------
+    def recent(self, limit: int = 50, offset: int = 0,
+               model_version_id: int | None = None) -> list[HistoryRow]:
+        """The newest predictions first, with their 28x28 PNGs (of one model version, or
+        of all with None)."""
+        limit, offset = int(limit), int(offset)
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        version_id = check_version_id(model_version_id)
+        where = "" if version_id is None else "WHERE model_version_id = %(version)s"
+        sql = _RECENT.format(where=where)
+
+        def query(cur) -> list[HistoryRow]:
+            cur.execute(sql, {"limit": limit, "offset": offset, "version": version_id})
+            return [HistoryRow(uuid=r[0], created_at=r[1], predicted_digit=r[2],
+                               confidence=float(r[3]), true_label=r[4], image_png=bytes(r[5]),
+                               model_version=r[6], source=r[7], model_version_id=r[8])
+                    for r in cur.fetchall()]
+
+        return self._read(query)
+
+    def accuracy(self, model_version_id: int | None = None) -> dict:
+        """{"total", "labelled", "correct", "accuracy"} (accuracy None with no labels), of
+        the predictions of one model version, or of all with None."""
+        version_id = check_version_id(model_version_id)
+
         def query(cur) -> dict:
-            cur.execute("SELECT total, labelled, correct, accuracy FROM prediction_accuracy")
+            cur.execute("SELECT total, labelled, correct, accuracy "
+                        "FROM prediction_accuracy_of(%s)", (version_id,))
             return _as_dict(cur, cur.fetchone())
 
         return self._read(query)
 
-    def digit_statistics(self) -> list[dict]:
+    def digit_statistics(self, model_version_id: int | None = None) -> list[dict]:
         """Ten dicts, digit 0..9: digit, predictions, labelled, correct, actual, accuracy,
-        mean_confidence, precision, recall (None where undefined); see sql/init.sql."""
+        mean_confidence, precision, recall (None where undefined); see sql/init.sql.
+        Of one model version, or of all with None."""
+        version_id = check_version_id(model_version_id)
+
         def query(cur) -> list[dict]:
             cur.execute("SELECT digit, predictions, labelled, correct, actual, accuracy, "
-                        "mean_confidence, precision, recall FROM digit_statistics ORDER BY digit")
+                        "mean_confidence, precision, recall FROM digit_statistics_of(%s) "
+                        "ORDER BY digit", (version_id,))
             return [_as_dict(cur, row) for row in cur.fetchall()]
 
         return self._read(query)
 
-    def confusion(self) -> list[list[int]]:
-        """10x10 counts of labelled predictions: ``matrix[true_label][predicted_digit]``."""
+    def confusion(self, model_version_id: int | None = None) -> list[list[int]]:
+        """10x10 counts of labelled predictions: ``matrix[true_label][predicted_digit]``;
+        of one model version, or of all with None."""
+        version_id = check_version_id(model_version_id)
+
         def query(cur) -> list[list[int]]:
-            cur.execute("SELECT true_label, predicted_digit, n FROM confusion_matrix")
+            cur.execute("SELECT true_label, predicted_digit, n FROM confusion_matrix_of(%s)",
+                        (version_id,))
             matrix = [[0] * 10 for _ in range(10)]
             for t, p, n in cur.fetchall():
                 matrix[t][p] = int(n)
@@ -238,17 +445,21 @@ class PredictionRepository:
 
         return self._read(query)
 
-    def accuracy_per_day(self, days: int | None = None) -> list[dict]:
+    def accuracy_per_day(self, days: int | None = None,
+                         model_version_id: int | None = None) -> list[dict]:
         """Oldest first: {"day": date, "predictions", "labelled", "correct", "accuracy"};
-        only days with predictions; ``days``: just the last so many calendar days."""
+        only days with predictions; ``days``: just the last so many calendar days; of one
+        model version, or of all with None."""
+        version_id = check_version_id(model_version_id)
+        sql = ("SELECT day, predictions, labelled, correct, accuracy "
+               "FROM accuracy_per_day_of(%(version)s) ")
+        if days is not None:
+            sql += "WHERE day > current_date - %(days)s "
+        sql += "ORDER BY day"
+
         def query(cur) -> list[dict]:
-            if days is None:
-                cur.execute("SELECT day, predictions, labelled, correct, accuracy "
-                            "FROM accuracy_per_day ORDER BY day")
-            else:
-                cur.execute("SELECT day, predictions, labelled, correct, accuracy "
-                            "FROM accuracy_per_day WHERE day > current_date - %s ORDER BY day",
-                            (int(days),))
+            cur.execute(sql, {"version": version_id,
+                              "days": None if days is None else int(days)})
             return [_as_dict(cur, row) for row in cur.fetchall()]
 
         return self._read(query)
@@ -257,7 +468,7 @@ class PredictionRepository:
         """Write every prediction (oldest first) to a CSV file; return the number of rows.
 
         Columns: uuid, created_at, predicted_digit, confidence, p0..p9, true_label,
-        labelled_at, model_version, source (+ image_png_base64).  The file appears whole
+        labelled_at, model_version, model_version_id, source (+ image_png_base64).  The file appears whole
         or not at all.
         """
         path = Path(path)
@@ -559,6 +770,9 @@ class PredictionRepository:
         try:
             if op == "insert":
                 record = PredictionRecord.from_json(entry["record"]).validate()
+                if record.model_version_id is not None:
+                    record.model_version_id = self._replayed_version(
+                        cur, record, entry.get("model_sha256"))
                 cur.execute(_INSERT, _record_params(record))
             elif op == "label":
                 uuid = check_uuid(entry["uuid"])
@@ -573,6 +787,34 @@ class PredictionRepository:
                 raise _Refused(f"unknown operation {op!r}")
         except (KeyError, TypeError, ValueError) as exc:
             raise _Refused(f"malformed spool entry: {exc}") from exc
+
+
+    def _replayed_version(self, cur, record: PredictionRecord, sha: Any) -> int | None:
+        """The id in this database of the version that made a spooled prediction.
+
+        By the weights' hash when the entry has one (the id may have come from another
+        database), else the id itself if it exists.  None when this database does not know
+        the version: the prediction is kept, without it, rather than refused.
+        """
+        try:
+            sha = check_sha256(sha) if sha is not None else None
+        except ValueError:
+            sha = None
+        if sha is not None:
+            cur.execute("SELECT id FROM model_versions WHERE weights_sha256 = %s", (sha,))
+        else:
+            cur.execute("SELECT id FROM model_versions WHERE id = %s",
+                        (record.model_version_id,))
+        row = cur.fetchone()
+        if row is None:
+            log.warning("Spooled prediction %s was made by model version %s, which this "
+                        "database does not know; storing it without a version",
+                        record.uuid, record.model_version_id)
+            return None
+        if row[0] != record.model_version_id:
+            log.info("Spooled prediction %s: model version %s is %s in this database",
+                     record.uuid, record.model_version_id, row[0])
+        return row[0]
 
 
 class _Refused(Exception):
@@ -591,8 +833,13 @@ def _record_params(record: PredictionRecord) -> dict:
         "image_png": psycopg2.Binary(record.image_png),
         "raw_png": psycopg2.Binary(record.raw_png) if record.raw_png is not None else None,
         "model_version": record.model_version,
+        "model_version_id": record.model_version_id,
         "source": record.source,
     }
+
+
+def _delta(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else b - a
 
 
 def _as_dict(cur, row) -> dict:

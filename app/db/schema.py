@@ -74,12 +74,17 @@ def current_version(conn) -> int:
     return version
 
 
-def apply_schema(conn, sql_dir: Path | None = None) -> int:
+def apply_schema(conn, sql_dir: Path | None = None, *, up_to: int | None = None) -> int:
     """Bring the database up to the latest schema; return its version.
 
     ``conn`` is a psycopg2 connection not in autocommit mode, with no open transaction.
+    ``up_to``: stop at this version (tests build an old database this way).
     """
     steps = migrations(sql_dir)
+    if up_to is not None:
+        steps = [step for step in steps if step.version <= up_to]
+        if not steps or steps[-1].version != up_to:
+            raise SchemaError(f"There is no schema version {up_to}")
     latest = steps[-1].version
     version = current_version(conn)
     if version == latest:

@@ -7,6 +7,11 @@ of line::
     {"v": 1, "op": "insert", "record": {...PredictionRecord.to_json()...}}
     {"v": 1, "op": "label", "uuid": "...", "label": 3, "at": "2026-01-01T12:00:00+00:00"}
 
+An insert whose record has a ``model_version_id`` may also carry ``"model_sha256"``, the
+weights' hash of that version, so that a replay finds the version by its weights even in
+another database than the one that gave the id.  Lines written before model versions
+existed have neither key; they read as records without a version.
+
 `replay` hands every line, in order, to a function that applies them in one database
 transaction; only when it returns is the file emptied.  Replays are idempotent (inserts
 are ``ON CONFLICT (uuid) DO NOTHING``, a label only replaces an older one), so a crash
@@ -59,8 +64,11 @@ class Spool:
             self._recount()
 
     # ---- writing ----------------------------------------------------------------
-    def add_record(self, record: PredictionRecord) -> None:
-        self._append({"v": FORMAT_VERSION, "op": "insert", "record": record.to_json()})
+    def add_record(self, record: PredictionRecord, model_sha256: str | None = None) -> None:
+        entry = {"v": FORMAT_VERSION, "op": "insert", "record": record.to_json()}
+        if model_sha256 is not None:
+            entry["model_sha256"] = model_sha256
+        self._append(entry)
 
     def add_label(self, uuid: str, label: int | None, at: datetime) -> None:
         self._append({"v": FORMAT_VERSION, "op": "label", "uuid": uuid, "label": label,

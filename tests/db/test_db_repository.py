@@ -54,10 +54,11 @@ def same(actual: dict, expected: dict) -> bool:
 
 
 def test_schema_is_applied_on_connect(repo, any_db_url):
+    from app.db import schema
     assert repo.status().online
     with psycopg2.connect(any_db_url) as conn, conn.cursor() as cur:
         cur.execute("SELECT version FROM schema_version ORDER BY version")
-        assert [r[0] for r in cur.fetchall()] == [1]
+        assert [r[0] for r in cur.fetchall()] == [m.version for m in schema.migrations()]
     conn.close()
 
 
@@ -176,7 +177,7 @@ def test_export_csv(repo, tmp_path):
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["uuid", "created_at", "predicted_digit", "confidence",
                              *[f"p{i}" for i in range(10)], "true_label", "labelled_at",
-                             "model_version", "source"]
+                             "model_version", "model_version_id", "source"]
     assert {r["uuid"] for r in rows} == set(uuids)
     by_uuid = {r["uuid"]: r for r in rows}
     assert by_uuid[uuids[0]]["true_label"] == "3" and by_uuid[uuids[2]]["true_label"] == ""
@@ -290,16 +291,56 @@ def test_counts_match_a_full_recount_after_updates_and_deletes(repo, any_db_url)
     assert repo.accuracy()["total"] == before[0]["total"] - 1
 
 
-def test_init_sql_is_idempotent(repo, any_db_url):
-    from app import paths
+CATALOG = {
+    "columns": "SELECT table_name, column_name, data_type, column_default, is_nullable "
+               "FROM information_schema.columns WHERE table_schema = 'public' "
+               "ORDER BY table_name, ordinal_position",
+    "constraints": "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+                   "FROM pg_constraint WHERE connamespace = 'public'::regnamespace "
+                   "ORDER BY 1, 2",
+    "indexes": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+               "ORDER BY 1",
+    "functions": "SELECT proname, pg_get_functiondef(oid) FROM pg_proc "
+                 "WHERE pronamespace = 'public'::regnamespace ORDER BY 1",
+    "views": "SELECT viewname, definition FROM pg_views WHERE schemaname = 'public' "
+             "ORDER BY 1",
+    "triggers": "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger "
+                "WHERE NOT tgisinternal ORDER BY 1",
+    "versions": "SELECT version, name FROM schema_version ORDER BY 1",
+    "counts": "SELECT * FROM prediction_counts ORDER BY 1, 2, 3",
+    "hourly": "SELECT * FROM prediction_counts_hourly ORDER BY 1, 2",
+}
+
+
+def test_schema_scripts_are_idempotent(repo, any_db_url):
+    """init.sql and then every migration, run again (twice), change nothing."""
+    from app.db import schema
     log_known(repo)
-    before = (repo.accuracy(), repo.digit_statistics(), repo.confusion())
-    init = (paths.sql_dir() / "init.sql").read_text()
-    with psycopg2.connect(any_db_url) as conn, conn.cursor() as cur:
-        cur.execute(init)
-        cur.execute(init)
+    before_stats = (repo.accuracy(), repo.digit_statistics(), repo.confusion())
+    conn = psycopg2.connect(any_db_url)
+
+    def catalog():
+        out = {}
+        with conn.cursor() as cur:
+            for name, query in CATALOG.items():
+                cur.execute(query)
+                out[name] = cur.fetchall()
+        conn.rollback()
+        return out
+
+    before = catalog()
+    for _ in range(2):
+        for step in schema.migrations():
+            with conn.cursor() as cur:
+                cur.execute(step.path.read_text())
+            conn.commit()
+    assert catalog() == before
     conn.close()
-    assert (repo.accuracy(), repo.digit_statistics(), repo.confusion()) == before
+    assert (repo.accuracy(), repo.digit_statistics(), repo.confusion()) == before_stats
+    u = repo.log(make_record(6, 0.5, label=6))  # the triggers still count
+    repo.set_label(u, 2)
+    assert repo.accuracy()["total"] == len(KNOWN) + 1
+    assert repo.confusion()[2][6] == 1
 
 
 def test_concurrent_threads_share_one_repository(repo):
