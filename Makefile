@@ -46,6 +46,7 @@ train: venv
 bench: venv
 	$(PY) bench/train_speed.py
 	$(PY) bench/infer_latency.py
+	$(PY) bench/db_bench.py
 
 package: venv
 	$(VENV)/bin/pyinstaller --noconfirm --clean build.spec

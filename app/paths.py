@@ -8,6 +8,7 @@ platform's user data folder from platformdirs.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -38,4 +39,9 @@ def resources_dir() -> Path:
 
 
 def default_user_data_dir() -> Path:
+    """The per-user data folder.  For root on Linux it is /var/lib/mnist-classifier: the
+    embedded PostgreSQL server runs as a separate system user there and needs every folder
+    above its data to be traversable, which must not open up /root."""
+    if sys.platform.startswith("linux") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib") / APP_NAME
     return Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR))

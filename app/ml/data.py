@@ -103,9 +103,14 @@ def verify(data_dir: Path) -> dict[str, str]:
 def _read_idx(path: Path, expected_dims: int) -> np.ndarray:
     with gzip.open(path, "rb") as fh:
         raw = fh.read()
+    return _parse_idx(raw, path, expected_dims)
+
+
+def _parse_idx(raw: bytes, path: Path, expected_dims: int | None) -> np.ndarray:
     zero, dtype_code, dims = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype_code != 0x08 or dims != expected_dims:
-        raise MNISTError(f"{path} is not an IDX file of unsigned bytes with {expected_dims} dimensions.")
+    if zero != 0 or dtype_code != 0x08 or (expected_dims is not None and dims != expected_dims):
+        what = f" with {expected_dims} dimensions" if expected_dims is not None else ""
+        raise MNISTError(f"{path} is not an IDX file of unsigned bytes{what}.")
     shape = struct.unpack(">" + "I" * dims, raw[4:4 + 4 * dims])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims)
     if data.size != int(np.prod(shape)):
@@ -206,3 +211,23 @@ def tqdm_progress() -> ProgressFn:
             bar.close()
 
     return report
+
+
+def write_idx(path: Path, array: np.ndarray) -> Path:
+    """Write a uint8 array as an IDX file (gzipped if ``path`` ends in .gz), the MNIST format."""
+    arr = np.ascontiguousarray(array, dtype=np.uint8)
+    header = struct.pack(">HBB", 0, 0x08, arr.ndim) + struct.pack(">" + "I" * arr.ndim, *arr.shape)
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wb") as fh:
+        fh.write(header)
+        fh.write(arr.tobytes())
+    return path
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file of unsigned bytes (gzipped or not)."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        return _parse_idx(fh.read(), path, None)

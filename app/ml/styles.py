@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from app.ml.preprocess import prepare
 
 
-def restyle(images: np.ndarray, thickness: int = 2, slant_deg: float = -25.0, squash: float = 0.8) -> np.ndarray:
+def restyle(images: np.ndarray, thickness: int = 2, slant_deg: float = -30.0, squash: float = 0.7) -> np.ndarray:
     """(N, 28, 28) uint8 MNIST digits -> the same digits with a thicker pen (``thickness``
     extra dilations), slanted by ``slant_deg`` and narrowed to ``squash`` of their width,
     then prepared as the app prepares a drawing.  Returns (N, 28, 28) uint8."""

@@ -1,0 +1,153 @@
+"""Learning from the user: fine-tune on the corrected drawings in the database, keep the
+result only if it is better, record it as a new model version, export the drawings.
+
+Glue between app.ml (training) and app.db (the drawings, the versions); no Qt, so the
+GUI's worker, ``run_model.py --mode finetune`` and the benchmark share it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from app.ml import checkpoint
+from app.ml.data import MNIST, MNISTSplit, write_idx
+from app.ml.finetune import FinetuneConfig, FinetuneReport, finetune
+from app.ml.train import CancelFn, ProgressFn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class UserDataset:
+    images: np.ndarray  # (N, 28, 28) uint8, the model inputs the user labelled
+    labels: np.ndarray  # (N,) int64
+    keys: list[str]  # prediction UUIDs
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class ImproveOutcome:
+    report: FinetuneReport
+    path: Path | None  # the new weights file, when kept
+    sha256: str | None
+    version_id: int | None  # its model version, when kept and the database is online
+
+
+def png_to_array(data: bytes) -> np.ndarray:
+    img = Image.open(io.BytesIO(bytes(data)))
+    arr = np.asarray(img.convert("L"), dtype=np.uint8)
+    if arr.shape != (28, 28):
+        raise ValueError(f"stored model input is {arr.shape}, not 28x28")
+    return arr
+
+
+def array_to_png(image: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(np.asarray(image, dtype=np.uint8), mode="L").save(out, format="PNG")
+    return out.getvalue()
+
+
+def user_dataset(repo) -> UserDataset:
+    """Every labelled drawing in the database, as arrays."""
+    samples = repo.labelled_samples()
+    images = np.stack([png_to_array(s.image_png) for s in samples]) if samples else np.zeros((0, 28, 28), np.uint8)
+    labels = np.array([s.true_label for s in samples], dtype=np.int64)
+    return UserDataset(images, labels, [str(s.uuid) for s in samples])
+
+
+def improve(repo, base: checkpoint.LoadedModel, mnist: MNIST, models_dir: Path,
+            config: FinetuneConfig | None = None, progress: ProgressFn | None = None,
+            should_cancel: CancelFn | None = None, mnist_eval: MNISTSplit | None = None,
+            dataset: UserDataset | None = None) -> ImproveOutcome:
+    """Fine-tune ``base`` on the user's labelled drawings; save and register it if kept."""
+    data = dataset if dataset is not None else user_dataset(repo)
+    report = finetune(base.model, data.images, data.labels, data.keys, mnist, config, progress, should_cancel,
+                      mnist_eval)
+    if not report.kept:
+        return ImproveOutcome(report, None, None, None)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    path = Path(models_dir) / f"finetuned-{stamp}.pth"
+    metadata = dict(base.metadata)
+    metadata.pop("history", None)
+    metadata.update({
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "kind": "fine-tuned",
+        "parent_sha256": base.sha256,
+        "test_accuracy": round(report.mnist_after, 4),
+        "finetune": {"mnist_before": report.mnist_before, "mnist_after": report.mnist_after,
+                     "user_before": report.user_before, "user_after": report.user_after,
+                     "user_train": report.n_train, "user_holdout": report.n_holdout},
+    })
+    sha = checkpoint.save(path, report.model, base.arch, base.arch_kwargs, metadata)
+    version_id = register_version(repo, path, sha, base.arch, metadata, parent_sha=base.sha256, kind="fine-tuned")
+    return ImproveOutcome(report, path, sha, version_id)
+
+
+def register_version(repo, path: Path, sha256: str, arch: str, metadata: dict, parent_sha: str | None = None,
+                     kind: str = "trained", name: str | None = None) -> int | None:
+    """Record a weights file as a model version; None if the database is offline."""
+    from app.db import DatabaseError
+
+    metrics = {k: metadata[k] for k in ("test_accuracy", "test_loss", "epochs", "finetune") if k in metadata}
+    try:
+        parent_id = None
+        if parent_sha:
+            parent = repo.model_version_by_sha(parent_sha)
+            parent_id = parent.id if parent else None
+        return repo.register_model_version(sha256=sha256, path=str(path), arch=arch, metrics=metrics,
+                                           parent_id=parent_id, kind=kind, name=name)
+    except DatabaseError as exc:
+        log.warning("could not record the model version (database offline?): %s", exc)
+        return None
+
+
+def export_dataset(repo, path: Path) -> int:
+    """The user's labelled drawings as ``.npz`` (images, labels, uuids) or as MNIST-style
+    IDX files: ``name-images-idx3-ubyte(.gz)`` and ``name-labels-idx1-ubyte(.gz)``.
+    Returns the number of drawings."""
+    data = user_dataset(repo)
+    path = Path(path)
+    if path.suffix == ".npz":
+        np.savez_compressed(path, images=data.images, labels=data.labels.astype(np.uint8),
+                            uuids=np.array(data.keys))
+    else:
+        gz = ".gz" if path.name.endswith(".gz") else ""
+        stem = path.name.removesuffix(".gz").removesuffix(".idx")
+        write_idx(path.with_name(f"{stem}-images-idx3-ubyte{gz}"), data.images)
+        write_idx(path.with_name(f"{stem}-labels-idx1-ubyte{gz}"), data.labels.astype(np.uint8))
+    return len(data)
+
+
+def finetune_cli(settings, args, model_path: Path) -> int:
+    """``run_model.py --mode finetune``: the database from the usual settings."""
+    from app.db import open_database
+    from app.ml import data as mnist_data
+
+    mnist = mnist_data.ensure(args.data_dir or settings.mnist_dir, allow_download=not args.no_download)
+    base = checkpoint.load(model_path)
+    repo, server = open_database(settings, offline_ok=False)
+    try:
+        ds = user_dataset(repo)
+        print(f"{len(ds)} labelled drawings in the database ({repo.status()})")
+        cfg = FinetuneConfig(seed=args.seed)
+        if args.epochs != 15:  # the training default; an explicit value wins
+            cfg.epochs = args.epochs
+        outcome = improve(repo, base, mnist, settings.models_dir, cfg, dataset=ds)
+        print(outcome.report.summary())
+        print(outcome.report.reason)
+        if outcome.path:
+            print(f"Saved the fine-tuned model to {outcome.path}; use it with --model-path or MNIST_MODEL_PATH")
+        return 0
+    finally:
+        repo.close()
+        if server is not None:
+            server.stop()
