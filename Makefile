@@ -18,6 +18,7 @@ help:
 	@echo "make train    train the shipped model (python run_model.py --mode both)"
 	@echo "make bench    run the benchmarks in bench/"
 	@echo "make package  build dist/mnist-classifier with PyInstaller"
+	@echo "make package-test  build it and check the executable (self-test, window on Xvfb)"
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,9 +48,14 @@ bench: venv
 	$(PY) bench/train_speed.py
 	$(PY) bench/infer_latency.py
 	$(PY) bench/db_bench.py
+	$(PY) bench/gui_latency.py
+	$(PY) bench/finetune_gain.py
 
 package: venv
 	$(VENV)/bin/pyinstaller --noconfirm --clean build.spec
+
+package-test: package system-deps
+	bash scripts/package-test.sh
 
 clean:
 	rm -rf build dist .pytest_cache

@@ -14,6 +14,7 @@ import os
 import struct
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -101,8 +102,12 @@ def verify(data_dir: Path) -> dict[str, str]:
 
 
 def _read_idx(path: Path, expected_dims: int) -> np.ndarray:
-    with gzip.open(path, "rb") as fh:
-        raw = fh.read()
+    # zlib.decompress releases the GIL for the whole file (gzip.open reads in small
+    # chunks and holds it), so a GUI thread stays responsive while MNIST loads.
+    try:
+        raw = zlib.decompress(Path(path).read_bytes(), 31)
+    except zlib.error as exc:
+        raise MNISTError(f"{path} is not a valid gzip file ({exc}). Delete it and download it again.") from exc
     return _parse_idx(raw, path, expected_dims)
 
 

@@ -1,0 +1,444 @@
+"""The drawing canvas: smooth antialiased strokes with mouse or stylus, undo/redo, clear.
+
+Strokes are kept as vectors (points with a width each) in logical pixels and painted into
+a backing image at the screen's device pixel ratio, so they stay sharp on HiDPI screens
+and can be re-rendered for undo/redo or a resize.  A stroke is drawn through the
+midpoints of its samples with quadratic curves, so it stays smooth however fast the
+pointer moves (a fast move just gives longer curve pieces, never gaps or corners).
+
+Stylus (``QTabletEvent``): pressure scales the width (``MIN_PRESSURE_WIDTH`` .. 1 x the
+brush size); the eraser end erases.
+
+The widget knows nothing of models: it emits signals and hands out a grey ``snapshot()``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (QColor, QImage, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPen,
+                           QPointingDevice, QResizeEvent, QTabletEvent)
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+log = logging.getLogger(__name__)
+
+INK = QColor(0, 0, 0)
+PAPER = QColor(255, 255, 255)
+MIN_BRUSH, MAX_BRUSH, DEFAULT_BRUSH = 4, 60, 22
+#: The width at zero pressure, as a fraction of the brush size.
+MIN_PRESSURE_WIDTH = 0.25
+#: The longer side of the picture handed to the network's preprocessing (MNIST's own
+#: digits were scanned at about this ratio: 20 px of digit from ~200-300 px of drawing).
+SNAPSHOT_SIDE = 280
+#: Samples closer than this (logical px) to the previous one are skipped.
+MIN_STEP = 0.75
+
+
+@dataclass
+class Stroke:
+    points: list[QPointF] = field(default_factory=list)
+    widths: list[float] = field(default_factory=list)
+    erase: bool = False
+
+    def add(self, p: QPointF, width: float) -> bool:
+        if self.points:
+            last = self.points[-1]
+            if abs(p.x() - last.x()) + abs(p.y() - last.y()) < MIN_STEP:
+                self.widths[-1] = max(self.widths[-1], width) if len(self.points) == 1 else width
+                return False
+        self.points.append(QPointF(p))
+        self.widths.append(width)
+        return True
+
+    @property
+    def uniform(self) -> bool:
+        return max(self.widths) - min(self.widths) < 0.05
+
+    def bounds(self) -> QRectF:
+        xs = [p.x() for p in self.points]
+        ys = [p.y() for p in self.points]
+        w = max(self.widths)
+        return QRectF(min(xs) - w, min(ys) - w, max(xs) - min(xs) + 2 * w, max(ys) - min(ys) + 2 * w)
+
+
+def paint_stroke(painter: QPainter, stroke: Stroke) -> None:
+    """Paint one stroke with round caps and joins; the painter must be antialiased."""
+    color = PAPER if stroke.erase else INK
+    pts, widths = stroke.points, stroke.widths
+    if not pts:
+        return
+    if len(pts) == 1:
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(color)
+        r = widths[0] / 2
+        painter.drawEllipse(pts[0], r, r)
+        return
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    if stroke.uniform:
+        pen = QPen(color, widths[0], Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
+                   Qt.PenJoinStyle.RoundJoin)
+        painter.setPen(pen)
+        painter.drawPath(smooth_path(pts))
+        return
+    # Pressure: each piece of the smoothed curve with its own width; round caps join them.
+    pen = QPen(color, 1.0, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin)
+    prev_mid = pts[0]
+    for i in range(1, len(pts)):
+        mid = (pts[i - 1] + pts[i]) / 2 if i < len(pts) - 1 else pts[i]
+        path = QPainterPath(prev_mid)
+        path.quadTo(pts[i - 1], mid) if i > 1 else path.lineTo(mid)
+        pen.setWidthF((widths[i - 1] + widths[i]) / 2)
+        painter.setPen(pen)
+        painter.drawPath(path)
+        prev_mid = mid
+
+
+def smooth_path(pts: list[QPointF]) -> QPainterPath:
+    """A curve through the midpoints of the samples, with the samples as control points."""
+    path = QPainterPath(pts[0])
+    if len(pts) == 2:
+        path.lineTo(pts[1])
+        return path
+    path.lineTo((pts[0] + pts[1]) / 2)
+    for i in range(1, len(pts) - 1):
+        path.quadTo(pts[i], (pts[i] + pts[i + 1]) / 2)
+    path.lineTo(pts[-1])
+    return path
+
+
+class DrawingCanvas(QWidget):
+    """A white square to draw a digit on."""
+
+    strokeStarted = Signal()
+    #: While a stroke is drawn, after each new sample (the receiver throttles).
+    strokeMoved = Signal()
+    strokeFinished = Signal()
+    #: The canvas was emptied by the user (Clear) or by ``clear()``.
+    cleared = Signal()
+    #: Anything changed the content (stroke, undo, redo, clear, image): the revision.
+    contentChanged = Signal(int)
+    undoAvailable = Signal(bool)
+    redoAvailable = Signal(bool)
+    brushSizeChanged = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("canvas")
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.setAttribute(Qt.WidgetAttribute.WA_TabletTracking, False)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(220, 220)
+        self.setToolTip("Draw one digit (0-9) here with the mouse or a stylus.\n"
+                        "Ctrl+Z undo, Ctrl+Shift+Z redo, Esc clear")
+        self._strokes: list[Stroke] = []
+        self._redo: list[Stroke] = []
+        self._current: Stroke | None = None
+        self._brush = DEFAULT_BRUSH
+        self._revision = 0
+        self._image = QImage()
+        self._backdrop: QImage | None = None
+        self._backdrop_caption = ""
+        self._placeholder = "Draw a digit here"
+        self._tablet_down = False
+        self._rebuild()
+
+    # ---- properties ----------------------------------------------------------------------
+    def sizeHint(self) -> QSize:
+        return QSize(360, 360)
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, w: int) -> int:
+        return w
+
+    @property
+    def revision(self) -> int:
+        return self._revision
+
+    @property
+    def strokes(self) -> list[Stroke]:
+        return list(self._strokes)
+
+    @property
+    def drawing(self) -> bool:
+        """A stroke is in progress."""
+        return self._current is not None
+
+    def brush_size(self) -> int:
+        return self._brush
+
+    def set_brush_size(self, size: int) -> None:
+        size = max(MIN_BRUSH, min(MAX_BRUSH, int(size)))
+        if size != self._brush:
+            self._brush = size
+            self.brushSizeChanged.emit(size)
+
+    def is_empty(self) -> bool:
+        return not self._strokes and self._current is None and self._backdrop is None
+
+    def has_ink(self) -> bool:
+        return bool(self._strokes) or self._current is not None
+
+    def can_undo(self) -> bool:
+        return bool(self._strokes)
+
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def set_placeholder(self, text: str) -> None:
+        """The hint shown on an empty canvas (e.g. "Draw a digit — loading model…")."""
+        self._placeholder = text
+        self.update()
+
+    # ---- editing ---------------------------------------------------------------------------
+    def undo(self) -> None:
+        if self._current is not None or not self._strokes:
+            return
+        self._redo.append(self._strokes.pop())
+        self._changed(rebuild=True)
+
+    def redo(self) -> None:
+        if self._current is not None or not self._redo:
+            return
+        self._strokes.append(self._redo.pop())
+        self._changed(rebuild=True)
+
+    def clear(self) -> None:
+        """Empty the canvas (not undoable: the drawing has been handed over)."""
+        had = not self.is_empty()
+        self._strokes.clear()
+        self._redo.clear()
+        self._current = None
+        self._backdrop = None
+        if had:
+            self.cleared.emit()  # first: receivers may still hand the old drawing on
+        self._changed(rebuild=True)
+
+    def show_image(self, image: QImage, caption: str = "") -> None:
+        """Show an opened image file instead of a drawing (drawing on it starts afresh)."""
+        self._strokes.clear()
+        self._redo.clear()
+        self._current = None
+        self._backdrop = image.copy()
+        self._backdrop_caption = caption
+        self._changed(rebuild=True)
+
+    def has_image(self) -> bool:
+        return self._backdrop is not None
+
+    def add_stroke(self, stroke: Stroke) -> None:
+        """Add a finished stroke programmatically (tests, benchmarks)."""
+        self._strokes.append(stroke)
+        self._redo.clear()
+        self._changed(rebuild=True)
+        self.strokeFinished.emit()
+
+    # ---- the picture ---------------------------------------------------------------------
+    def snapshot(self, max_side: int = SNAPSHOT_SIDE) -> np.ndarray:
+        """The drawing as a grey uint8 array (black ink on white), scaled down so that its
+        longer side is at most ``max_side`` pixels (the network sees 20x20 of it anyway;
+        a smaller picture keeps preprocessing fast)."""
+        size = self._logical_size()
+        scale = min(1.0, max_side / max(size.width(), size.height()))
+        img = QImage(max(1, round(size.width() * scale)), max(1, round(size.height() * scale)),
+                     QImage.Format.Format_Grayscale8)
+        img.fill(PAPER)
+        p = QPainter(img)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.scale(scale, scale)
+        for s in self._strokes:
+            paint_stroke(p, s)
+        if self._current is not None:
+            paint_stroke(p, self._current)
+        p.end()
+        return qimage_to_grey(img)
+
+    def display_image(self) -> QImage:
+        """What the canvas shows (at device resolution), e.g. for the correction dialog."""
+        img = self._image.copy()
+        if self._current is not None:
+            p = QPainter(img)
+            p.setRenderHint(QPainter.RenderHint.Antialiasing)
+            paint_stroke(p, self._current)
+            p.end()
+        return img
+
+    def _logical_size(self) -> QSize:
+        s = self.size()
+        return QSize(max(1, s.width()), max(1, s.height()))
+
+    def _rebuild(self) -> None:
+        dpr = max(1.0, self.devicePixelRatioF())
+        size = self._logical_size()
+        img = QImage(int(round(size.width() * dpr)), int(round(size.height() * dpr)),
+                     QImage.Format.Format_RGB32)
+        img.setDevicePixelRatio(dpr)
+        img.fill(PAPER)
+        p = QPainter(img)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        if self._backdrop is not None:
+            target = QRectF(0, 0, size.width(), size.height())
+            scaled = self._backdrop.size().scaled(size, Qt.AspectRatioMode.KeepAspectRatio)
+            rect = QRectF(0, 0, scaled.width(), scaled.height())
+            rect.moveCenter(target.center())
+            p.drawImage(rect, self._backdrop)
+        for s in self._strokes:
+            paint_stroke(p, s)
+        p.end()
+        self._image = img
+
+    def _changed(self, rebuild: bool) -> None:
+        if rebuild:
+            self._rebuild()
+        self._revision += 1
+        self.update()
+        self.undoAvailable.emit(self.can_undo())
+        self.redoAvailable.emit(self.can_redo())
+        self.contentChanged.emit(self._revision)
+
+    # ---- Qt events -------------------------------------------------------------------------
+    def paintEvent(self, event: QPaintEvent) -> None:
+        p = QPainter(self)
+        p.drawImage(QPointF(0, 0), self._image)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        if self._current is not None:
+            paint_stroke(p, self._current)
+        if self.is_empty() and self._placeholder:
+            p.setPen(QColor(150, 150, 160))
+            font = p.font()
+            font.setPointSizeF(font.pointSizeF() * 1.25)
+            p.setFont(font)
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                       self._placeholder)
+        p.setPen(QColor(195, 202, 216))  # a thin frame: where the drawing area ends
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawRect(QRectF(0.5, 0.5, self.width() - 1, self.height() - 1))
+        if self._backdrop is not None and self._backdrop_caption:
+            p.setPen(QColor(90, 90, 100))
+            rect = self.rect().adjusted(8, 8, -8, -8)
+            p.drawText(rect, Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter,
+                       self._backdrop_caption)
+        p.end()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        self._rebuild()
+        super().resizeEvent(event)
+
+    def changeEvent(self, event) -> None:
+        if event.type() in (event.Type.DevicePixelRatioChange, event.Type.ScreenChangeInternal):
+            self._rebuild()
+            self.update()
+        super().changeEvent(event)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and not self._tablet_down:
+            self._begin(event.position(), self._brush, erase=False)
+        elif event.button() == Qt.MouseButton.RightButton and not self._tablet_down:
+            self._begin(event.position(), self._brush * 1.5, erase=True)  # right button erases
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self._current is not None and not self._tablet_down:
+            width = self._brush * (1.5 if self._current.erase else 1.0)
+            self._extend(event.position(), width)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._current is not None and not self._tablet_down:
+            self._extend(event.position(), self._current.widths[-1])
+            self._end()
+
+    def tabletEvent(self, event: QTabletEvent) -> None:
+        kind = event.type()
+        erase = event.pointerType() == QPointingDevice.PointerType.Eraser
+        width = self._pressure_width(event.pressure(), erase)
+        if kind == QTabletEvent.Type.TabletPress:
+            self._tablet_down = True
+            self._begin(event.position(), width, erase)
+        elif kind == QTabletEvent.Type.TabletMove:
+            if self._current is not None:
+                self._extend(event.position(), width)
+        elif kind == QTabletEvent.Type.TabletRelease:
+            if self._current is not None:
+                self._end()
+            self._tablet_down = False
+        event.accept()  # no synthesized mouse events
+
+    def _pressure_width(self, pressure: float, erase: bool) -> float:
+        pressure = max(0.0, min(1.0, float(pressure)))
+        scale = 1.5 if erase else 1.0
+        return self._brush * scale * (MIN_PRESSURE_WIDTH + (1 - MIN_PRESSURE_WIDTH) * pressure)
+
+    def _begin(self, pos: QPointF, width: float, erase: bool) -> None:
+        if self._backdrop is not None:
+            self.clear()  # drawing on an opened image starts a new drawing
+        self._current = Stroke(erase=erase)
+        self._current.add(pos, width)
+        self.strokeStarted.emit()
+        self._update_around(self._current)
+
+    def _extend(self, pos: QPointF, width: float) -> None:
+        if self._current.add(pos, width):
+            self._update_around(self._current, tail=True)
+            self.strokeMoved.emit()
+
+    def _end(self) -> None:
+        stroke, self._current = self._current, None
+        if stroke.erase and not self._strokes:
+            self.update()  # erasing an empty canvas changes nothing
+            return
+        p = QPainter(self._image)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        paint_stroke(p, stroke)
+        p.end()
+        self._strokes.append(stroke)
+        self._redo.clear()
+        self._changed(rebuild=False)
+        self.strokeFinished.emit()
+
+    def _update_around(self, stroke: Stroke, tail: bool = False) -> None:
+        if tail and len(stroke.points) >= 3:
+            part = Stroke(stroke.points[-3:], stroke.widths[-3:])
+            self.update(part.bounds().toAlignedRect().adjusted(-2, -2, 2, 2))
+        else:
+            self.update(stroke.bounds().toAlignedRect().adjusted(-2, -2, 2, 2))
+
+
+class SquareFrame(QWidget):
+    """Holds one child widget as the largest centred square that fits (the canvas)."""
+
+    def __init__(self, child: QWidget, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.child = child
+        child.setParent(self)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(child.minimumSize())
+
+    def sizeHint(self) -> QSize:
+        return self.child.sizeHint()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        side = min(self.width(), self.height())
+        self.child.setGeometry((self.width() - side) // 2, (self.height() - side) // 2, side, side)
+        super().resizeEvent(event)
+
+
+def qimage_to_grey(img: QImage) -> np.ndarray:
+    """A QImage -> (H, W) uint8 copy (any format; converted to Grayscale8)."""
+    if img.format() != QImage.Format.Format_Grayscale8:
+        img = img.convertToFormat(QImage.Format.Format_Grayscale8)
+    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
+    buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=bpl * h).reshape(h, bpl)
+    return buf[:, :w].copy()
+
+
+def grey_to_qimage(arr: np.ndarray) -> QImage:
+    """(H, W) uint8 -> a QImage that owns its pixels."""
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    h, w = arr.shape
+    return QImage(arr.data, w, h, w, QImage.Format.Format_Grayscale8).copy()

@@ -1,0 +1,128 @@
+"""Small pyqtgraph charts shared by the panels: the probability bars and the 28x28 view."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
+from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
+
+from app.widgets import theme
+
+pg.setConfigOptions(antialias=True, foreground=theme.TEXT, background=theme.PLOT_BG)
+
+
+def plain_plot(parent: QWidget | None = None, **kwargs) -> pg.PlotWidget:
+    """A PlotWidget without pan/zoom/menu (charts, not data explorers)."""
+    w = pg.PlotWidget(parent=parent, **kwargs)
+    w.setMenuEnabled(False)
+    w.setMouseEnabled(x=False, y=False)
+    w.hideButtons()
+    w.getPlotItem().getViewBox().setDefaultPadding(0.02)
+    w.setBackground(theme.PLOT_BG)
+    w.setAntialiasing(True)
+    return w
+
+
+class ProbabilityChart(pg.PlotWidget):
+    """Ten bars, one per digit; the winner highlighted.  Click a bar: ``digitClicked``."""
+
+    digitClicked = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None, compact: bool = False):
+        super().__init__(parent=parent)
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        self.setBackground(theme.PLOT_BG)
+        self.setMinimumHeight(120 if compact else 160)
+        item = self.getPlotItem()
+        item.setXRange(-0.6, 9.6, padding=0)
+        item.setYRange(0, 112, padding=0.02)  # room for the winner's label above 100 %
+        item.getAxis("bottom").setTicks([[(i, str(i)) for i in range(10)]])
+        item.getAxis("left").setTicks([[(0, "0"), (50, "50"), (100, "100 %")]])
+        item.getAxis("left").setWidth(44)
+        item.showGrid(x=False, y=True, alpha=0.15)
+        self.bars = pg.BarGraphItem(x=np.arange(10), height=np.zeros(10), width=0.72,
+                                    brushes=[pg.mkBrush(theme.BAR)] * 10, pen=pg.mkPen(None))
+        self.addItem(self.bars)
+        self._label = pg.TextItem("", color=theme.ACCENT_DARK, anchor=(0.5, 1.0))
+        self.addItem(self._label)
+        self._heights = np.zeros(10)
+        self._winner: int | None = None
+        self.setToolTip("Probability of each digit (the winner in blue)")
+
+    def set_probabilities(self, probs, winner: int | None = None) -> None:
+        heights = np.asarray(probs, dtype=float) * 100.0
+        if winner is None:
+            winner = int(np.argmax(heights))
+        brushes = [pg.mkBrush(theme.ACCENT if i == winner else theme.BAR) for i in range(10)]
+        self.bars.setOpts(height=heights, brushes=brushes)
+        self._heights, self._winner = heights, winner
+        self._label.setText(f"{heights[winner]:.0f} %" if heights[winner] < 99.5 else "100 %")
+        self._label.setPos(winner, heights[winner] + 1)
+
+    def clear_bars(self) -> None:
+        self.bars.setOpts(height=np.zeros(10), brushes=[pg.mkBrush(theme.BAR)] * 10)
+        self._label.setText("")
+        self._heights, self._winner = np.zeros(10), None
+
+    def heights(self) -> np.ndarray:
+        """Bar heights in percent (for tests)."""
+        return np.array(self._heights)
+
+    def winner(self) -> int | None:
+        return self._winner
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            pos = self.getPlotItem().getViewBox().mapSceneToView(event.position())
+            digit = int(round(pos.x()))
+            if 0 <= digit <= 9 and abs(pos.x() - digit) <= 0.45:
+                self.digitClicked.emit(digit)
+                event.accept()
+                return
+        super().mousePressEvent(event)
+
+
+class PixelImage(QLabel):
+    """A small grey image (28x28) shown enlarged with square pixels and a thin frame."""
+
+    def __init__(self, size: int = 140, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._size = size
+        self.setFixedSize(QSize(size + 2, size + 2))
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setObjectName("pixelImage")
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.clear_image()
+
+    def set_array(self, arr: np.ndarray | None) -> None:
+        if arr is None:
+            self.clear_image()
+            return
+        arr = np.ascontiguousarray(arr, dtype=np.uint8)
+        h, w = arr.shape
+        img = QImage(arr.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+        self.set_qimage(img)
+
+    def set_qimage(self, img: QImage) -> None:
+        dpr = self.devicePixelRatioF()
+        side = int(self._size * dpr)
+        scaled = img.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                            Qt.TransformationMode.FastTransformation)  # show the real pixels
+        pix = QPixmap.fromImage(scaled)
+        pix.setDevicePixelRatio(dpr)
+        self.setPixmap(pix)
+
+    def clear_image(self) -> None:
+        dpr = self.devicePixelRatioF()
+        pix = QPixmap(int(self._size * dpr), int(self._size * dpr))
+        pix.setDevicePixelRatio(dpr)
+        pix.fill(QColor(0, 0, 0))
+        p = QPainter(pix)
+        p.setPen(QColor(110, 110, 120))
+        p.drawText(QRect(0, 0, self._size, self._size), Qt.AlignmentFlag.AlignCenter, "28 × 28")
+        p.end()
+        self.setPixmap(pix)

@@ -1,0 +1,369 @@
+"""The Statistics tab: accuracy, per-digit accuracy, the confusion matrix, accuracy over
+time and the recent predictions (with their 28x28 images; a true label can be corrected
+there).  It shows a ``StatsSnapshot`` it is given and emits what the user asks for."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPixmap
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QHBoxLayout, QHeaderView,
+                               QLabel, QPushButton, QStyledItemDelegate, QTableView, QVBoxLayout,
+                               QWidget)
+
+from app.widgets import theme
+from app.widgets.charts import plain_plot
+from app.widgets.cards import card, stat_tile
+
+NO_LABEL = "—"
+
+
+@dataclass
+class HistoryItem:
+    uuid: str
+    created_at: dt.datetime
+    predicted: int
+    confidence: float
+    true_label: int | None
+    thumbnail: QImage | None  # the 28x28 image, decoded off the GUI thread
+    source: str = "canvas"
+    model_version: str | None = None
+
+
+@dataclass
+class StatsSnapshot:
+    """Everything the tab shows; built by the controller in a worker."""
+
+    total: int = 0
+    labelled: int = 0
+    correct: int = 0
+    accuracy: float | None = None
+    digits: list[dict] = field(default_factory=list)  # repository.digit_statistics()
+    confusion: list[list[int]] = field(default_factory=lambda: [[0] * 10 for _ in range(10)])
+    per_day: list[dict] = field(default_factory=list)  # repository.accuracy_per_day()
+    recent: list[HistoryItem] = field(default_factory=list)
+
+
+# ---- the history table -----------------------------------------------------------------------
+class HistoryModel(QAbstractTableModel):
+    COLUMNS = ("Image", "Predicted", "Confidence", "True label", "Time")
+    #: (uuid, label or None) when the user corrects a label in the table.
+    labelEdited = Signal(str, object)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._rows: list[HistoryItem] = []
+        self._pixmaps: dict[str, QPixmap] = {}
+
+    def set_rows(self, rows: list[HistoryItem]) -> None:
+        self.beginResetModel()
+        self._rows = list(rows)
+        self._pixmaps = {}
+        self.endResetModel()
+
+    def rows(self) -> list[HistoryItem]:
+        return list(self._rows)
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.COLUMNS[section]
+        return None
+
+    def flags(self, index):
+        f = super().flags(index)
+        if index.column() == 3:
+            f |= Qt.ItemFlag.ItemIsEditable
+        return f
+
+    def _pixmap(self, item: HistoryItem) -> QPixmap | None:
+        if item.thumbnail is None:
+            return None
+        if item.uuid not in self._pixmaps:
+            img = item.thumbnail.scaled(42, 42, Qt.AspectRatioMode.KeepAspectRatio,
+                                        Qt.TransformationMode.FastTransformation)
+            self._pixmaps[item.uuid] = QPixmap.fromImage(img)
+        return self._pixmaps[item.uuid]
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        item = self._rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DecorationRole and col == 0:
+            return self._pixmap(item)
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == 1:
+                return str(item.predicted)
+            if col == 2:
+                return f"{item.confidence * 100:.1f} %"
+            if col == 3:
+                return NO_LABEL if item.true_label is None else str(item.true_label)
+            if col == 4:
+                return item.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        if role == Qt.ItemDataRole.EditRole and col == 3:
+            return item.true_label
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (1, 2, 3):
+            return int(Qt.AlignmentFlag.AlignCenter)
+        if role == Qt.ItemDataRole.ForegroundRole and col == 3 and item.true_label is not None:
+            return QColor(theme.GOOD if item.true_label == item.predicted else theme.BAD)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if col == 3:
+                return "Double-click to correct the true label"
+            return f"{item.source}, model {item.model_version or '?'}\n{item.uuid}"
+        return None
+
+    def setData(self, index, value, role=Qt.ItemDataRole.EditRole):
+        if role != Qt.ItemDataRole.EditRole or index.column() != 3:
+            return False
+        item = self._rows[index.row()]
+        label = None if value is None or value == "" or value == NO_LABEL else int(value)
+        if label == item.true_label:
+            return False
+        item.true_label = label
+        self.dataChanged.emit(index, index)
+        self.labelEdited.emit(item.uuid, label)
+        return True
+
+
+class LabelDelegate(QStyledItemDelegate):
+    """A combo box with "—" and 0-9 to edit the true label."""
+
+    def createEditor(self, parent, option, index):
+        combo = QComboBox(parent)
+        combo.addItem(NO_LABEL, None)
+        for d in range(10):
+            combo.addItem(str(d), d)
+        combo.activated.connect(lambda _i, c=combo: self._commit(c))
+        return combo
+
+    def _commit(self, combo):
+        self.commitData.emit(combo)
+        self.closeEditor.emit(combo)
+
+    def setEditorData(self, editor, index):
+        label = index.data(Qt.ItemDataRole.EditRole)
+        editor.setCurrentIndex(0 if label is None else int(label) + 1)
+        editor.showPopup()
+
+    def setModelData(self, editor, model, index):
+        model.setData(index, editor.currentData(), Qt.ItemDataRole.EditRole)
+
+
+# ---- charts -------------------------------------------------------------------------------------
+class ConfusionMatrix(pg.PlotWidget):
+    """10x10 heat map of (true label, predicted digit) counts, counts written in the cells."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent=parent)
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        self.setBackground(theme.PLOT_BG)
+        item = self.getPlotItem()
+        item.setAspectLocked(True)
+        item.invertY(True)
+        ticks = [[(i, str(i)) for i in range(10)]]
+        item.getAxis("bottom").setTicks(ticks)
+        item.getAxis("left").setTicks(ticks)
+        item.setLabel("bottom", "predicted")
+        item.setLabel("left", "true label")
+        item.setXRange(-0.5, 9.5, padding=0)
+        item.setYRange(-0.5, 9.5, padding=0)
+        item.disableAutoRange()
+        self.image = pg.ImageItem(axisOrder="row-major")
+        stops = np.linspace(0, 1, len(theme.HEAT))
+        self.image.setColorMap(pg.ColorMap(stops, [QColor(*c) for c in theme.HEAT]))
+        self.addItem(self.image)
+        self._texts: list[pg.TextItem] = []
+        for t in range(10):
+            for p in range(10):
+                text = pg.TextItem("", anchor=(0.5, 0.5), color=theme.TEXT)
+                text.setPos(p, t)
+                self.addItem(text)
+                self._texts.append(text)
+        self.counts = np.zeros((10, 10), dtype=int)
+        self.set_counts(self.counts)
+        self.setMinimumSize(200, 180)
+        self.setToolTip("How often each true digit (row) was read as each digit (column); "
+                        "the diagonal is right")
+
+    def set_counts(self, counts) -> None:
+        counts = np.asarray(counts, dtype=int).reshape(10, 10)
+        self.counts = counts
+        # Row-normalised colour: each true digit's row shows where it went.
+        rows = counts.sum(axis=1, keepdims=True)
+        share = np.divide(counts, rows, out=np.zeros((10, 10)), where=rows > 0)
+        self.image.setImage(share, levels=(0, 1))
+        self.image.setRect(-0.5, -0.5, 10, 10)
+        for t in range(10):
+            for p in range(10):
+                n = counts[t, p]
+                text = self._texts[t * 10 + p]
+                text.setText(str(n) if n else "")
+                text.setColor("#ffffff" if share[t, p] > 0.55 else (theme.TEXT if t == p else theme.BAD))
+
+
+class StatisticsTab(QWidget):
+    refreshRequested = Signal()
+    labelEdited = Signal(str, object)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(12, 12, 12, 12)
+        outer.setSpacing(10)
+
+        tiles = QHBoxLayout()
+        tiles.setSpacing(10)
+        acc_card, self.accuracy_value, self.accuracy_caption = stat_tile("Accuracy")
+        acc_card.setToolTip("Share of the labelled predictions whose prediction was right")
+        total_card, self.total_value, self.total_caption = stat_tile("Predictions")
+        confused_card, self.confused_value, self.confused_caption = stat_tile("Most confused")
+        for c in (acc_card, total_card, confused_card):
+            tiles.addWidget(c, 1)
+        side = QVBoxLayout()
+        self.refresh_button = QPushButton(theme.icon("refresh"), " Refresh")
+        self.refresh_button.setToolTip("Read the statistics again from the database (F5)")
+        self.refresh_button.clicked.connect(self.refreshRequested)
+        self.state_label = QLabel("")
+        self.state_label.setObjectName("hint")
+        self.state_label.setWordWrap(True)
+        self.state_label.setMaximumWidth(220)
+        side.addWidget(self.refresh_button)
+        side.addWidget(self.state_label)
+        side.addStretch(1)
+        tiles.addLayout(side)
+        outer.addLayout(tiles)
+
+        charts = QGridLayout()
+        charts.setSpacing(10)
+        digit_card, digit_lay = card("Accuracy per digit")
+        self.digit_plot = plain_plot()
+        self.digit_plot.setYRange(-5, 110, padding=0)  # room for the "0" and "100 %" labels
+        self.digit_plot.getAxis("left").setWidth(44)
+        self.digit_plot.setXRange(-0.6, 9.6, padding=0)
+        self.digit_plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(10)]])
+        self.digit_plot.getAxis("left").setTicks([[(0, "0"), (50, "50"), (100, "100 %")]])
+        self.digit_plot.setLabel("bottom", "true digit")
+        self.digit_plot.showGrid(y=True, alpha=0.15)
+        self.digit_bars = pg.BarGraphItem(x=np.arange(10), height=np.zeros(10), width=0.7,
+                                          brush=theme.ACCENT, pen=pg.mkPen(None))
+        self.digit_plot.addItem(self.digit_bars)
+        self.digit_plot.setToolTip("Of the drawings of each digit, how many were read right (recall)")
+        digit_lay.addWidget(self.digit_plot)
+        charts.addWidget(digit_card, 0, 0)
+
+        conf_card, conf_lay = card("Confusion matrix")
+        self.confusion = ConfusionMatrix()
+        conf_lay.addWidget(self.confusion)
+        charts.addWidget(conf_card, 0, 1)
+
+        time_card, time_lay = card("Accuracy over time")
+        self.time_plot = plain_plot(axisItems={"bottom": pg.DateAxisItem()})
+        self.time_plot.setYRange(-5, 110, padding=0)
+        self.time_plot.getAxis("left").setWidth(44)
+        self.time_plot.getAxis("left").setTicks([[(0, "0"), (50, "50"), (100, "100 %")]])
+        self.time_plot.showGrid(y=True, alpha=0.15)
+        self.time_curve = self.time_plot.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2), symbol="o",
+                                              symbolSize=7, symbolBrush=theme.ACCENT)
+        self.time_plot.setToolTip("Accuracy of the labelled predictions, per day")
+        time_lay.addWidget(self.time_plot)
+        charts.addWidget(time_card, 0, 2)
+        for c in range(3):
+            charts.setColumnStretch(c, 1)
+        outer.addLayout(charts, 3)
+
+        hist_card, hist_lay = card("Recent predictions")
+        self.model = HistoryModel(self)
+        self.model.labelEdited.connect(self.labelEdited)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setItemDelegateForColumn(3, LabelDelegate(self.table))
+        self.table.setAlternatingRowColors(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                                   | QAbstractItemView.EditTrigger.SelectedClicked
+                                   | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(46)
+        self.table.setIconSize(QSize(42, 42))
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
+        self.table.setColumnWidth(0, 60)
+        self.table.setToolTip("Double-click a true label to correct it")
+        hist_lay.addWidget(self.table)
+        outer.addWidget(hist_card, 4)
+        self.snapshot: StatsSnapshot | None = None
+
+    # ---- told by the controller ------------------------------------------------------------
+    def set_busy(self, busy: bool) -> None:
+        self.refresh_button.setEnabled(not busy)
+        if busy:
+            self.state_label.setText("Reading the database…")
+
+    def show_error(self, text: str) -> None:
+        self.refresh_button.setEnabled(True)
+        self.state_label.setText(text)
+
+    def show_stats(self, s: StatsSnapshot) -> None:
+        self.snapshot = s
+        self.refresh_button.setEnabled(True)
+        self.state_label.setText(f"Updated {dt.datetime.now().strftime('%H:%M:%S')}")
+        if s.accuracy is None:
+            self.accuracy_value.setText("–")
+            self.accuracy_caption.setText("No labelled predictions yet: press ✓ Correct or "
+                                          "✗ Wrong… after drawing.")
+        else:
+            self.accuracy_value.setText(f"{s.accuracy * 100:.1f} %")
+            self.accuracy_caption.setText(f"{s.correct} of {s.labelled} labelled predictions right")
+        self.total_value.setText(f"{s.total}")
+        self.total_caption.setText(f"{s.labelled} labelled, {s.total - s.labelled} without a label")
+        conf = np.asarray(s.confusion, dtype=int).reshape(10, 10)
+        off = conf.copy()
+        np.fill_diagonal(off, 0)
+        if off.max() > 0:
+            t, p = np.unravel_index(int(off.argmax()), off.shape)
+            self.confused_value.setText(f"{t} → {p}")
+            self.confused_caption.setText(f"a {t} read as {p}, {off[t, p]} time{'s' if off[t, p] != 1 else ''}")
+        else:
+            self.confused_value.setText("–")
+            self.confused_caption.setText("No mistakes among the labelled predictions")
+
+        # Per-digit accuracy: of the drawings whose true label is d, the share read as d.
+        rows = conf.sum(axis=1)
+        acc = np.divide(np.diag(conf), rows, out=np.zeros(10), where=rows > 0) * 100
+        brushes = [pg.mkBrush(theme.ACCENT if rows[d] else theme.BAR) for d in range(10)]
+        self.digit_bars.setOpts(height=acc, brushes=brushes)
+        self.confusion.set_counts(conf)
+
+        xs, ys = [], []
+        for day in s.per_day:
+            if day.get("accuracy") is None:
+                continue
+            d = day["day"]
+            xs.append(dt.datetime(d.year, d.month, d.day, 12).timestamp())
+            ys.append(float(day["accuracy"]) * 100)
+        self.time_curve.setData(xs, ys)
+        if xs:
+            pad = 86400 * 1.5
+            self.time_plot.setXRange(min(xs) - pad, max(xs) + pad, padding=0)
+        self.model.set_rows(s.recent)
+
+    def row_count(self) -> int:
+        return self.model.rowCount()
+
+    def edit_label(self, row: int, label: int | None) -> None:
+        """Correct the true label of a history row (as the combo box does)."""
+        self.model.setData(self.model.index(row, 3), label)
+

@@ -1,0 +1,39 @@
+"""Colours shared by the stylesheet (resources/style.qss) and the pyqtgraph charts, and the
+loaders for the bundled stylesheet and SVG icons."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtGui import QIcon
+
+from app import paths
+
+log = logging.getLogger(__name__)
+
+TEXT = "#2b2f36"
+MUTED = "#6b7280"
+PLOT_BG = "#ffffff"
+ACCENT = "#2f6fde"
+ACCENT_DARK = "#1f4fa8"
+BAR = "#c3cad8"
+GOOD = "#1f9d55"
+BAD = "#d64545"
+HEAT = [(244, 246, 250), (198, 219, 239), (107, 174, 214), (33, 113, 181), (8, 48, 107)]
+
+
+def stylesheet() -> str:
+    path = paths.resources_dir() / "style.qss"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        log.warning("stylesheet %s not read: %s", path, exc)
+        return ""
+
+
+def icon(name: str) -> QIcon:
+    path = paths.resources_dir() / "icons" / f"{name}.svg"
+    if not path.is_file():
+        log.warning("icon %s missing", path)
+        return QIcon()
+    return QIcon(str(path))

@@ -1,0 +1,289 @@
+"""Model → Train…: the settings of a training run, its progress and live curves.
+
+The dialog only shows and asks: ``startRequested(dict)`` with the chosen settings (the
+keyword arguments of ``app.ml.train.TrainConfig``) and ``cancelRequested``; the
+controller runs the training and calls ``training_started`` / ``show_progress`` /
+``training_finished`` / ``training_failed`` / ``training_cancelled``.  Closing the dialog
+while training runs only hides it; the run goes on (the status bar shows it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFormLayout,
+                               QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
+                               QVBoxLayout, QWidget)
+
+from app.widgets import theme
+from app.widgets.charts import plain_plot
+
+TRAIN_IMAGES = 60000
+
+
+def format_duration(seconds: float) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _step_up(value: float) -> float:
+    """The smallest of ..., 0.1, 0.25, 0.5, 1, 2.5, 5, 10, ... at or above ``value``."""
+    if not value > 0 or not math.isfinite(value):
+        return 1.0
+    exp = math.floor(math.log10(value))
+    for e in (exp, exp + 1):
+        for m in (1, 2.5, 5):
+            if m * 10.0 ** e >= value * (1 - 1e-9):
+                return m * 10.0 ** e
+    return 10.0 ** (exp + 1)
+
+
+class TrainingDialog(QDialog):
+    startRequested = Signal(dict)
+    cancelRequested = Signal()
+
+    def __init__(self, architectures: dict[str, str], presets: dict[str, dict],
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Train a model")
+        self.setMinimumWidth(560)
+        self._presets = presets
+        self._running = False
+        lay = QVBoxLayout(self)
+        lay.setSpacing(10)
+
+        intro = QLabel("Train the network on the 60 000 MNIST training images. When it "
+                       "finishes, the new model replaces the current one at once; cancel "
+                       "and the current one stays.")
+        intro.setWordWrap(True)
+        intro.setObjectName("hint")
+        lay.addWidget(intro)
+
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        self.preset = QComboBox()
+        self.preset.addItem("Quick: 3 epochs, no augmentation (≈99 %)", "quick")
+        self.preset.addItem("Standard: the shipped recipe, 15 epochs with augmentation", "standard")
+        self.preset.setToolTip("A starting point; change any value below")
+        form.addRow("Recipe:", self.preset)
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 200)
+        self.epochs.setToolTip("Passes over the training images")
+        form.addRow("Epochs:", self.epochs)
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 8192)
+        self.batch_size.setToolTip("Images per optimisation step")
+        form.addRow("Batch size:", self.batch_size)
+        self.learning_rate = QDoubleSpinBox()
+        self.learning_rate.setDecimals(5)
+        self.learning_rate.setRange(0.00001, 1.0)
+        self.learning_rate.setSingleStep(0.001)
+        self.learning_rate.setToolTip("Peak learning rate of Adam's one-cycle schedule")
+        form.addRow("Learning rate:", self.learning_rate)
+        self.arch = QComboBox()
+        for name, description in architectures.items():
+            self.arch.addItem(name, name)
+            self.arch.setItemData(self.arch.count() - 1, description, Qt.ItemDataRole.ToolTipRole)
+        self.arch.setToolTip("\n".join(f"{k}: {v}" for k, v in architectures.items()))
+        form.addRow("Architecture:", self.arch)
+        self.train_images = QSpinBox()
+        self.train_images.setRange(100, TRAIN_IMAGES)
+        self.train_images.setSingleStep(1000)
+        self.train_images.setValue(TRAIN_IMAGES)
+        self.train_images.setToolTip("Use only the first N training images (a quicker, "
+                                     "weaker model for a try-out)")
+        form.addRow("Training images:", self.train_images)
+        self.augment = QCheckBox("Augment the images (slower; reads drawings better)")
+        self.augment.setToolTip("Small random shifts, turns, shears and stroke-width changes "
+                                "of each batch, so the network also reads digits people draw")
+        form.addRow("", self.augment)
+        lay.addLayout(form)
+        self.preset.currentIndexChanged.connect(self._apply_preset)
+        self._apply_preset()
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setFormat("%p %")
+        lay.addWidget(self.progress)
+        self.status = QLabel("Ready.")
+        self.status.setObjectName("hint")
+        self.status.setWordWrap(True)
+        # A fixed height: new text never re-lays the dialog (and its plots) out.
+        self.status.setFixedHeight(3 * self.status.fontMetrics().lineSpacing() + 4)
+        self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        lay.addWidget(self.status)
+
+        plots = QHBoxLayout()
+        self.loss_plot = plain_plot()
+        self.loss_plot.setTitle("Loss", color=theme.MUTED, size="9pt")
+        self.loss_plot.setLabel("bottom", "epoch")
+        self.acc_plot = plain_plot()
+        self.acc_plot.setTitle("Accuracy %", color=theme.MUTED, size="9pt")
+        self.acc_plot.setLabel("bottom", "epoch")
+        # Legends where the curves are not: loss falls (top right free), accuracy rises.
+        # The ranges are set with the data (show_progress), never by auto-range: one
+        # repaint per update instead of two (pyqtgraph repaints after an auto-range).
+        for p, offset in ((self.loss_plot, (-6, 6)), (self.acc_plot, (-6, -6))):
+            p.setMinimumHeight(170)
+            p.addLegend(offset=offset, labelTextSize="8pt")
+            p.disableAutoRange()
+            plots.addWidget(p)
+        self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2), name="train")
+        self.test_loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen(theme.GOOD, width=2),
+                                                   symbol="o", symbolSize=6, symbolBrush=theme.GOOD,
+                                                   name="test")
+        self.acc_curve = self.acc_plot.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2), name="train")
+        self.test_acc_curve = self.acc_plot.plot([], [], pen=pg.mkPen(theme.GOOD, width=2),
+                                                 symbol="o", symbolSize=6, symbolBrush=theme.GOOD,
+                                                 name="test")
+        lay.addLayout(plots)
+
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.start_button = QPushButton("Start training")
+        self.start_button.setObjectName("primary")
+        self.start_button.setDefault(True)
+        self.start_button.setToolTip("Train with these settings (the app stays usable)")
+        self.cancel_button = QPushButton("Cancel training")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setToolTip("Stop; the current model stays in use")
+        self.close_button = QPushButton("Close")
+        self.close_button.setToolTip("Hide this window; a running training goes on")
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.close_button)
+        lay.addLayout(buttons)
+        self.start_button.clicked.connect(self._start)
+        self.cancel_button.clicked.connect(self._cancel)
+        self.close_button.clicked.connect(self.hide)
+        self._reset_curves()
+
+    # ---- settings --------------------------------------------------------------------------
+    def _apply_preset(self) -> None:
+        values = self._presets.get(self.preset.currentData(), {})
+        self.epochs.setValue(int(values.get("epochs", 3)))
+        self.batch_size.setValue(int(values.get("batch_size", 128)))
+        self.learning_rate.setValue(float(values.get("learning_rate", 0.006)))
+        self.augment.setChecked(bool(values.get("augment", True)))
+        arch = values.get("arch")
+        if arch:
+            self.arch.setCurrentIndex(max(0, self.arch.findData(arch)))
+
+    def config(self) -> dict:
+        """The chosen settings as TrainConfig keyword arguments."""
+        cfg = {
+            "epochs": self.epochs.value(),
+            "batch_size": self.batch_size.value(),
+            "learning_rate": self.learning_rate.value(),
+            "arch": self.arch.currentData(),
+            "augment": self.augment.isChecked(),
+        }
+        if self.train_images.value() < TRAIN_IMAGES:
+            cfg["train_limit"] = self.train_images.value()
+        return cfg
+
+    # ---- actions ---------------------------------------------------------------------------
+    def _start(self) -> None:
+        if not self._running:
+            self.startRequested.emit(self.config())
+
+    def _cancel(self) -> None:
+        if self._running:
+            self.cancel_button.setEnabled(False)
+            self.status.setText("Cancelling…")
+            self.cancelRequested.emit()
+
+    def _set_running(self, running: bool) -> None:
+        self._running = running
+        for w in (self.preset, self.epochs, self.batch_size, self.learning_rate, self.arch,
+                  self.train_images, self.augment, self.start_button):
+            w.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def _reset_curves(self) -> None:
+        self._ranges: dict = {}
+        self._x, self._loss, self._acc = [], [], []
+        self._ex, self._test_loss, self._test_acc = [], [], []
+        for c in (self.loss_curve, self.test_loss_curve, self.acc_curve, self.test_acc_curve):
+            c.setData([], [])
+
+    # ---- told by the controller ------------------------------------------------------------
+    def training_started(self, text: str = "Loading the MNIST images…") -> None:
+        self._set_running(True)
+        self._reset_curves()
+        # The ranges a fresh network's curves start in (loss ~2.3), set before the first
+        # point so that the first update does not re-lay the axes out.
+        for plot, hi in ((self.loss_plot, 2.5), (self.acc_plot, 100.0)):
+            self._ranges[plot] = (self.epochs.value(), 0.0, hi)
+            plot.setRange(xRange=(0, self.epochs.value()), yRange=(0.0, hi), padding=0.03)
+        self.progress.setValue(0)
+        self.status.setText(text)
+
+    def show_status(self, text: str) -> None:
+        self.status.setText(text)
+
+    def show_progress(self, p) -> None:
+        """``p``: an app.ml.train.TrainProgress."""
+        x = p.epoch - 1 + p.batch / p.batches
+        self._x.append(x)
+        self._loss.append(p.loss)
+        self._acc.append(p.accuracy)
+        self.loss_curve.setData(self._x, self._loss)
+        self.acc_curve.setData(self._x, self._acc)
+        if p.epoch_stats is not None:
+            s = p.epoch_stats
+            self._ex.append(float(s.epoch))
+            self._test_loss.append(s.test_loss)
+            self._test_acc.append(s.test_accuracy)
+            self.test_loss_curve.setData(self._ex, self._test_loss)
+            self.test_acc_curve.setData(self._ex, self._test_acc)
+        self._set_ranges(p.epochs)
+        self.progress.setValue(int(round(p.fraction * 1000)))
+        text = (f"Epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} · loss {p.loss:.3f} · "
+                f"accuracy {p.accuracy:.1f} % · {format_duration(p.elapsed)} elapsed, "
+                f"about {format_duration(p.eta)} left")
+        if self._test_acc:
+            text += f"\nTest accuracy after epoch {int(self._ex[-1])}: {self._test_acc[-1]:.2f} %"
+        self.status.setText(text)
+
+    def _set_ranges(self, epochs: int) -> None:
+        """Change a plot's range only when the data leave it, in round steps: a new range
+        makes pyqtgraph lay out its axes again, the costly part of a repaint."""
+        loss = self._loss + self._test_loss
+        wanted = {
+            self.loss_plot: (0.0, _step_up(max(loss))),
+            self.acc_plot: (0.0, 100.0),
+        }
+        for plot, (lo, hi) in wanted.items():
+            if self._ranges.get(plot) != (epochs, lo, hi):
+                self._ranges[plot] = (epochs, lo, hi)
+                plot.setRange(xRange=(0, epochs), yRange=(lo, hi), padding=0.03)
+
+    def training_finished(self, text: str) -> None:
+        self._set_running(False)
+        self.progress.setValue(1000)
+        self.status.setText(text)
+
+    def training_failed(self, text: str) -> None:
+        self._set_running(False)
+        self.status.setText(text)
+
+    def training_cancelled(self, text: str = "Cancelled. The current model stays in use.") -> None:
+        self._set_running(False)
+        self.progress.setValue(0)
+        self.status.setText(text)
+
+    def closeEvent(self, event) -> None:
+        self.hide()
+        event.ignore()

@@ -1,0 +1,107 @@
+"""GUI test fixtures: offscreen Qt, QSettings per test, a model, the real database.
+
+The database fixtures (db_url: a fresh database on the embedded test server) come from
+tests/conftest.py; the MNIST folder from tests/ml/conftest.py's way of finding it.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QSettings  # noqa: E402
+
+from app.ml import data  # noqa: E402 (no torch: data.py reads files with numpy)
+from app.settings import Settings  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    for c in (os.environ.get("MNIST_DIR"), REPO.parent / "shared" / "data" / "mnist"):
+        if c and not data.missing_files(Path(c)):
+            return Path(c)
+    pytest.fail("The MNIST files are needed: set MNIST_DIR or put them in ../shared/data/mnist")
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory, mnist_dir) -> Path:
+    """The shipped weights; without them (a fresh checkout), a quick model trained here."""
+    shipped = REPO / "saved_models" / "mnist_classifier.pth"
+    if shipped.is_file():
+        return shipped
+    from app.ml import train
+
+    path = tmp_path_factory.mktemp("model") / "quick.pth"
+    mnist = data.load(mnist_dir)
+    result = train.train(train.preset("quick", epochs=2, train_limit=30000), mnist)
+    train.save_result(result, mnist, path)
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _qt_application(qapp):
+    from app.application import make_application
+
+    make_application([])  # style sheet and names, as the app has them
+    QCoreApplication.setOrganizationName("mnist-classifier-tests")  # never the user's settings
+    return qapp
+
+
+@pytest.fixture
+def qsettings(tmp_path) -> QSettings:
+    """A QSettings of its own for each test (nothing leaks into the user's settings)."""
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def settings(tmp_path, mnist_dir, model_path, db_url) -> Settings:
+    return Settings(data_home=tmp_path / "home", mnist_dir=mnist_dir, model_path=model_path,
+                    database_url=db_url)
+
+
+@pytest.fixture
+def make_window(qtbot, qsettings):
+    """make_window(settings) -> a shown MainWindow; closed (workers and DB stopped) after."""
+    from app.controller import Controller
+    from app.widgets.main_window import MainWindow
+
+    made = []
+
+    def make(settings: Settings, wait_model: bool = True, wait_db: bool = True, qs: QSettings | None = None):
+        qs = qs or qsettings
+        controller = Controller(settings, qs)
+        window = MainWindow(controller, qs)
+        qtbot.addWidget(window)
+        made.append(window)
+        window.show()
+        qtbot.waitExposed(window)
+        if wait_model:
+            qtbot.waitUntil(lambda: controller.model_ready, timeout=30000)
+        if wait_db and settings is not None:
+            qtbot.waitUntil(lambda: controller.database_state.online, timeout=30000)
+        return window
+
+    yield make
+    for w in made:
+        w.close()
+
+
+@pytest.fixture
+def window(make_window, settings):
+    return make_window(settings)
+
+
+def save_artifact(widget, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    widget.grab().save(str(path))
+    return path

@@ -1,0 +1,70 @@
+"""Model → Train…: a tiny run from the dialog finishes and swaps the model in; Cancel
+leaves the old one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+from tests.widgets.conftest import save_artifact
+from tests.widgets.test_main_window import draw_and_wait
+
+
+def open_dialog(qtbot, window):
+    qtbot.waitUntil(window.act_train.isEnabled, timeout=30000)
+    window.act_train.trigger()
+    dialog = window.training_dialog()
+    qtbot.waitExposed(dialog)
+    return dialog
+
+
+def test_tiny_training_run_swaps_the_model(qtbot, window, settings, qsettings, model_path):
+    old = window.controller.model_info
+    dialog = open_dialog(qtbot, window)
+    dialog.preset.setCurrentIndex(dialog.preset.findData("quick"))
+    dialog.epochs.setValue(2)
+    dialog.batch_size.setValue(100)
+    dialog.learning_rate.setValue(0.01)
+    dialog.arch.setCurrentIndex(dialog.arch.findData("mnist_cnn"))
+    dialog.train_images.setValue(3000)
+    assert dialog.config() == {"epochs": 2, "batch_size": 100, "learning_rate": 0.01, "arch": "mnist_cnn",
+                               "augment": False, "train_limit": 3000}
+    progress = []
+    window.controller.trainingProgress.connect(progress.append)
+    with qtbot.waitSignal(window.controller.trainingFinished, timeout=180000) as done:
+        qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: dialog.running, timeout=5000)
+        assert not dialog.start_button.isEnabled() and dialog.cancel_button.isEnabled()
+    outcome = done.args[0]
+    new = window.controller.model_info
+    assert new is outcome.info and new.sha256 != old.sha256
+    assert new.path.parent == Path(settings.models_dir) and new.path.is_file()
+    assert model_path.is_file() and new.path != model_path  # the shipped file is untouched
+    assert new.metadata["train_samples"] == 3000 and new.metadata["epochs"] == 2
+    assert qsettings.value("model/path") == str(new.path)  # remembered for the next start
+    assert [p.epoch for p in progress if p.epoch_stats] == [1, 2]
+    assert dialog.progress.value() == 1000 and "in use" in dialog.status.text()
+    assert len(dialog.test_acc_curve.getData()[0]) == 2
+    assert window.model_label.text().startswith("Model: mnist_cnn")
+    save_artifact(dialog, "training_dialog.png")
+    dialog.hide()
+    # The new model predicts at once, without a restart.
+    window.activateWindow()
+    assert draw_and_wait(qtbot, window, 1) == 1
+
+
+def test_cancel_leaves_the_old_model(qtbot, window, settings, qsettings):
+    old = window.controller.model_info
+    dialog = open_dialog(qtbot, window)
+    dialog.preset.setCurrentIndex(dialog.preset.findData("standard"))  # long: 15 epochs
+    with qtbot.waitSignal(window.controller.trainingProgress, timeout=120000):
+        dialog.start_button.click()
+    with qtbot.waitSignal(window.controller.trainingCancelled, timeout=30000):
+        dialog.cancel_button.click()
+    assert window.controller.model_info is old
+    assert not dialog.running and dialog.start_button.isEnabled()
+    assert "current model stays" in dialog.status.text()
+    assert not Path(settings.models_dir).exists() or not any(Path(settings.models_dir).iterdir())
+    assert qsettings.value("model/path") is None
+    assert not window.training_bar.isVisible()
