@@ -1,6 +1,6 @@
 """``--self-test``: check that a build (or a checkout) really works, then exit.
 
-Loads the model, predicts bundled MNIST test digits, starts an embedded PostgreSQL server
+Loads the model, predicts bundled MNIST test digits, trains one short epoch, starts an embedded PostgreSQL server
 in a temporary folder, writes and reads one row, stops it, and checks that Qt can make a
 window.  Prints ``self-test ok`` and returns 0, or the reason and 1.
 """
@@ -17,7 +17,8 @@ from app import paths
 
 
 def run_self_test(model_path: Path | None = None, out: Callable[[str], None] = print) -> int:
-    steps = [("model", lambda: _check_model(model_path)), ("database", _check_database), ("qt", _check_qt)]
+    steps = [("model", lambda: _check_model(model_path)), ("training", _check_training),
+             ("database", _check_database), ("qt", _check_qt)]
     for name, step in steps:
         start = time.perf_counter()
         try:
@@ -42,6 +43,22 @@ def _check_model(model_path: Path | None) -> str:
     if right < len(results) - 1:
         raise RuntimeError(f"the model recognised only {right} of {len(results)} bundled MNIST digits")
     return f"{predictor.model_path.name}: {right}/{len(results)} bundled digits right"
+
+
+def _check_training() -> str:
+    """One short epoch of the real training loop (an optimiser step imports much of torch)."""
+    import numpy as np
+    import torch
+
+    from app.ml.model import build_model
+    from app.ml.train import TrainConfig, fit, to_tensors
+
+    sample = np.load(paths.resources_dir() / "selftest_digits.npz")
+    x, y = to_tensors(sample["images"], sample["labels"], torch.device("cpu"))
+    history = fit(build_model("mnist_cnn"), x, y, x, y, TrainConfig(epochs=1, batch_size=10))
+    if not np.isfinite(history[-1].train_loss):
+        raise RuntimeError("training produced a non-finite loss")
+    return f"one epoch on {len(y)} digits, loss {history[-1].train_loss:.3f}"
 
 
 def _check_database() -> str:
