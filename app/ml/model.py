@@ -38,7 +38,7 @@ class MNISTNet(nn.Module):
 class WideNet(nn.Module):
     """A stronger optional network: two 3x3 conv blocks with batch norm, then a small head."""
 
-    def __init__(self, width: int = 32, dropout: float = 0.25):
+    def __init__(self, width: int = 16, dropout: float = 0.25):
         super().__init__()
 
         def block(cin: int, cout: int) -> nn.Sequential:
@@ -62,7 +62,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
 
 ARCH_DESCRIPTIONS = {
     "mnist_cnn": "The product's CNN: 2 conv layers (10, 20 filters, 5x5), fc 320-50-10; 21 840 parameters",
-    "wide": "Optional wider CNN: 4 conv layers (32, 64 filters, 3x3) with batch norm, fc 3136-128-10",
+    "wide": "Optional wider CNN: 4 conv layers (16, 32 filters, 3x3) with batch norm, fc 1568-128-10",
 }
 
 
