@@ -3,11 +3,19 @@
 The ``Controller`` lives in the GUI thread.  It owns three worker threads (app/workers.py):
 
 - ``inference``: imports torch (after the first paint), loads weights, preprocesses and
-  predicts.  Live prediction requests share one key, so a request that has not started is
-  dropped for a newer one: stale requests never queue up.
-- ``database``: opens the database (and starts the embedded server), logs drawings, sets
-  labels, reads the statistics, exports CSV; one job at a time, in order.
-- ``training``: the training loop of run_model.py, cancellable, saving atomically.
+  predicts (with "Why this digit?" on, also the gradient x input map).  Live prediction
+  requests share one key, so a request that has not started is dropped for a newer one:
+  stale requests never queue up.
+- ``database``: opens the database (and starts the embedded server), registers model
+  versions, logs drawings, sets labels, reads the statistics and the versions, exports
+  CSV and the labelled drawings; one job at a time, in order.
+- ``training``: the training loop of run_model.py and the fine-tuning on the user's
+  drawings (app.learn.improve), cancellable, saving atomically.
+
+Model versions: every model that comes into use (shipped, loaded, trained, fine-tuned,
+switched back to) is registered in the database job queue before any prediction it made
+can be logged, so each logged prediction carries its version's id.  When the database is
+offline the registration waits and is retried when it is back.
 
 Widgets call its methods and listen to its signals.  A *drawing* is what is on the canvas
 between two clears: it gets predictions while it changes, and is logged exactly once:
@@ -46,6 +54,8 @@ DB_POLL_MS = 4000
 HISTORY_ROWS = 60
 #: Largest side of the drawing stored as raw_png.
 RAW_PNG_MAX = 280
+#: Explanation method of "Why this digit?" (MNISTPredictor.explain).
+EXPLAIN_METHOD = "gradient"
 
 
 # ---- values handed to the widgets ------------------------------------------------------------
@@ -71,6 +81,19 @@ class ModelInfo:
         """What the database stores as model_version."""
         return f"{self.arch}@{self.sha256[:12]}"
 
+    @property
+    def kind(self) -> str:
+        """How the weights came about: "shipped", "trained" or "fine-tuned"."""
+        kind = self.metadata.get("kind")
+        if kind in ("trained", "fine-tuned", "shipped"):
+            return kind
+        try:
+            if self.path.resolve() == paths.bundled_model_path().resolve():
+                return "shipped"
+        except OSError:
+            pass
+        return "trained"
+
     def summary(self) -> str:
         acc = self.test_accuracy
         return f"{self.arch}" + (f" · {acc:.2f} % test accuracy" if acc is not None else "")
@@ -90,6 +113,64 @@ class PredictionResult:
     source: str  # "canvas" or "file"
     seconds: float  # preprocessing + inference in the worker
     requested_at: float  # perf_counter() when requested (latency measurements)
+    model_sha256: str = ""  # the weights that made it
+    #: "Why this digit?": (28, 28) float32 in [-1, 1], gradient x input for ``digit``.
+    heat: np.ndarray | None = None
+    #: Where the 28x28 field lies on the drawing (x, y, w, h as fractions of its size),
+    #: to lay the heat map over the canvas; None when unknown.
+    heat_rect: tuple[float, float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """A model version as the widgets show it (from the database's model_versions)."""
+
+    id: int
+    parent_id: int | None
+    created_at: datetime
+    arch: str
+    kind: str
+    name: str | None
+    sha256: str
+    path: str | None
+    mnist_accuracy: float | None  # percent, MNIST test accuracy from its metrics
+    predictions: int = 0
+    labelled: int = 0
+    correct: int = 0
+    accuracy: float | None = None  # 0..1, on the user's labelled drawings
+    file_missing: bool = False  # its weights file is not where the database says
+
+    @property
+    def title(self) -> str:
+        """"#3 fine-tuned" (or its name)."""
+        return f"#{self.id} {self.name or self.kind}"
+
+    def describe(self) -> str:
+        """One line for a combo box: "#3 fine-tuned · 26 Nov 14:05 · from #2"."""
+        text = f"{self.title} · {self.created_at.astimezone():%d %b %H:%M}"
+        if self.parent_id is not None:
+            text += f" · from #{self.parent_id}"
+        return text
+
+
+@dataclass
+class ImproveResult:
+    """The outcome of Improve with my corrections: the numbers before and after, and
+    whether the new model was kept (then it is in use: ``info``)."""
+
+    kept: bool
+    reason: str
+    mnist_before: float
+    mnist_after: float
+    user_before: float
+    user_after: float
+    n_train: int
+    n_holdout: int
+    seconds: float
+    base_sha256: str
+    info: ModelInfo | None = None
+    predictor: Any = None
+    version_id: int | None = None
 
 
 @dataclass
@@ -171,6 +252,23 @@ class Controller(QObject):
     statsFailed = Signal(str)
     exportDone = Signal(str, int)
     exportFailed = Signal(str)
+    datasetExported = Signal(object, int)  # the files written, the number of drawings
+    datasetExportFailed = Signal(str)
+    # model versions
+    modelVersion = Signal(object)  # the id of the model in use (None: not registered yet)
+    versionsReady = Signal(object)  # list[VersionRow], newest first
+    versionsFailed = Signal(str)
+    versionSwitchFailed = Signal(str)
+    comparisonReady = Signal(object)  # PredictionRepository.compare_versions()
+    comparisonFailed = Signal(str)
+    # improving the model with the user's drawings
+    labelledCount = Signal(int, int)  # labelled drawings, how many are needed
+    improveStarted = Signal()
+    improveStatus = Signal(str)
+    improveProgress = Signal(object)  # app.ml.train.TrainProgress
+    improveFinished = Signal(object)  # ImproveResult (kept or not)
+    improveFailed = Signal(str)
+    improveCancelled = Signal()
     # training
     trainingStarted = Signal()
     trainingStatus = Signal(str)
@@ -211,6 +309,20 @@ class Controller(QObject):
         self._feedback: _Feedback | None = None
         self._mnist = None  # MNIST data, cached by the training thread
         self._training_job = None
+        self._improve_job = None  # the fine-tuning job, once it runs
+        self._improving = False  # from Improve… until its outcome
+        self._improve_cancelled = False
+        #: Test hook: an app.ml.finetune.FinetuneConfig for Improve (None: the default).
+        self.finetune_config = None
+        # Model versions.  GUI thread: sha256 -> id of the registered ones, and the
+        # registrations still to do (sha256 -> spec).  Database thread only: its own map,
+        # which the log jobs read (so a prediction queued after a registration gets its id).
+        self._version_ids: dict[str, int] = {}
+        self._unregistered: dict[str, dict] = {}
+        self._registering = 0
+        self._db_version_ids: dict[str, int] = {}
+        self._stats_version: int | None = None  # the statistics' filter (None: all)
+        self._explain = False
         self._shut_down = False
         self._poll = QTimer(self)
         self._poll.setInterval(DB_POLL_MS)
@@ -256,14 +368,17 @@ class Controller(QObject):
         log.info("model loaded: %s (%s)", info.summary(), info.path)
         self.notify.emit(f"Model loaded: {info.summary()}")
 
-    def _swap_model(self, predictor, info: ModelInfo, remember: bool) -> None:
+    def _swap_model(self, predictor, info: ModelInfo, remember: bool, kind: str | None = None,
+                    parent_sha: str | None = None) -> None:
         settle_heap()
         self.predictor = predictor
         self.model_info = info
         self.model_path = info.path
         if remember:
             self.qsettings.setValue(MODEL_PATH_KEY, str(info.path))
+        self._register_version(info, kind, parent_sha)
         self.modelReady.emit(info)
+        self.modelVersion.emit(self.model_version_id)
 
     def _model_failed(self, exc: BaseException, path: Path) -> None:
         text = str(exc) if _is_model_error(exc) else f"Could not load {path}: {exc}"
@@ -275,6 +390,105 @@ class Controller(QObject):
     @property
     def model_ready(self) -> bool:
         return self.predictor is not None
+
+    # ==== model versions ==========================================================================
+    @property
+    def model_version_id(self) -> int | None:
+        """The database id of the model in use (None until it is registered)."""
+        if self.model_info is None:
+            return None
+        return self._version_ids.get(self.model_info.sha256)
+
+    def _register_version(self, info: ModelInfo, kind: str | None, parent_sha: str | None) -> None:
+        """Queue the registration of the model now in use, before anything it predicts can
+        be logged.  Registering known weights again is harmless (the id stays)."""
+        if not self._use_database or not info.sha256:
+            return
+        self._unregistered[info.sha256] = dict(
+            path=str(info.path), sha256=info.sha256, arch=info.arch, metadata=dict(info.metadata),
+            kind=kind or info.kind, parent_sha=parent_sha or info.metadata.get("parent_sha256"))
+        self._submit_registrations()
+
+    def _submit_registrations(self) -> None:
+        self._registering += 1
+        self.database.submit(_register_versions, self, list(self._unregistered.values()),
+                             on_result=self._versions_registered,
+                             on_error=lambda e: log.warning("model version not registered: %s", e),
+                             on_done=self._registration_done)
+
+    def _registration_done(self) -> None:
+        self._registering -= 1
+
+    def _versions_registered(self, result: tuple) -> None:
+        registered, dropped, status = result
+        before = self.model_version_id
+        self._version_ids.update(registered)
+        for sha in list(registered) + dropped:
+            self._unregistered.pop(sha, None)
+        if self._unregistered:
+            log.info("%d model version(s) wait for the database", len(self._unregistered))
+        self._db_status(status)
+        if self.model_version_id != before:
+            self.modelVersion.emit(self.model_version_id)
+
+    def refresh_versions(self) -> None:
+        """Read the model versions (versionsReady / versionsFailed)."""
+        if not self._use_database:
+            self.versionsFailed.emit("The database is off: no model versions are recorded.")
+            return
+        self.database.submit(_read_versions, self, key="versions", on_result=self.versionsReady.emit,
+                             on_error=lambda e: self.versionsFailed.emit(_db_message(e)))
+
+    def use_version(self, version: VersionRow) -> None:
+        """Switch to an earlier model version: load its weights file (in the worker)."""
+        if self.model_info is not None and version.sha256 == self.model_info.sha256:
+            self.notify.emit(f"Version {version.title} is already in use.")
+            return
+        self.modelLoading.emit(str(version.path or ""))
+        self.inference.submit(_load_version, version,
+                              on_result=lambda r: self._version_loaded(r, version),
+                              on_error=self._version_failed)
+
+    def _version_loaded(self, result: tuple, version: VersionRow) -> None:
+        predictor, info = result
+        self._version_ids[info.sha256] = version.id
+        self._swap_model(predictor, info, remember=True, kind=version.kind)
+        self.notify.emit(f"Now using model version {version.title}: {info.summary()}")
+
+    def _version_failed(self, exc: BaseException) -> None:
+        text = str(exc) if isinstance(exc, VersionFileError) or _is_model_error(exc) else f"{exc}"
+        if self.predictor is not None:
+            text += f"\n\nThe current model ({self.model_info.summary()}) stays in use."
+        log.warning("version not switched: %s", text)
+        self.versionSwitchFailed.emit(text)
+
+    def compare_versions(self, a_id: int, b_id: int) -> None:
+        """Two versions' accuracy on the labelled drawings, side by side (comparisonReady)."""
+        if not self._use_database:
+            self.comparisonFailed.emit("The database is off.")
+            return
+        self.database.submit(_compare_versions, self, int(a_id), int(b_id), key="compare",
+                             on_result=self.comparisonReady.emit,
+                             on_error=lambda e: self.comparisonFailed.emit(_db_message(e)))
+
+    # ==== why this digit? ===========================================================================
+    @property
+    def explaining(self) -> bool:
+        return self._explain
+
+    def set_explain(self, on: bool) -> None:
+        """Compute the saliency map with each prediction (or stop).  Turned on, the drawing
+        on screen is predicted again, with its map."""
+        self._explain = bool(on)
+        d = self._drawing
+        if on and d.raw is not None and d.prediction is not None and d.uuid is None \
+                and self.predictor is not None:
+            self._seq += 1
+            seq = self._latest_seq = self._seq
+            epoch = self._epoch
+            self.inference.submit(_predict, self.predictor, d.raw, seq, epoch, d.source,
+                                  time.perf_counter(), True, key="predict", on_result=self._predicted,
+                                  on_error=lambda e: self._predict_failed(e, seq, epoch))
 
     # ==== predictions =============================================================================
     def request_prediction(self, picture: np.ndarray) -> int | None:
@@ -289,7 +503,7 @@ class Controller(QObject):
         self._latest_seq = seq
         epoch = self._epoch
         self.inference.submit(_predict, self.predictor, picture, seq, epoch, "canvas",
-                              time.perf_counter(), key="predict",
+                              time.perf_counter(), self._explain, key="predict",
                               on_result=self._predicted, on_error=lambda e: self._predict_failed(e, seq, epoch))
         return seq
 
@@ -339,7 +553,7 @@ class Controller(QObject):
         self._seq += 1
         seq = self._latest_seq = self._seq
         self.inference.submit(_open_image, self.predictor, path, seq, epoch, time.perf_counter(),
-                              key="predict", on_result=lambda r: self._image_opened(r, seq, epoch),
+                              self._explain, key="predict", on_result=lambda r: self._image_opened(r, seq, epoch),
                               on_error=lambda e: self._image_failed(e, path, seq))
 
     def _image_opened(self, result: tuple, seq: int, epoch: int) -> None:
@@ -411,14 +625,20 @@ class Controller(QObject):
         version = self.model_info.version if self.model_info else None
         item = dict(uuid=d.uuid, created_at=datetime.now(timezone.utc), predicted_digit=p.digit,
                     confidence=p.confidence, probabilities=list(p.probabilities), true_label=label,
-                    image=p.image, raw=d.raw, model_version=version, source=d.source)
+                    image=p.image, raw=d.raw, model_version=version, source=d.source,
+                    model_sha256=p.model_sha256)
         self.log_prediction(item)
         return d.uuid
 
     def log_prediction(self, item: dict) -> None:
-        """Write one prediction (fields of PredictionRecord; ``image``/``raw`` as arrays)."""
+        """Write one prediction (fields of PredictionRecord; ``image``/``raw`` as arrays).
+
+        ``model_sha256`` names the weights that made it (default: the model in use); the
+        database job turns it into the model version's id."""
         if not self._use_database:
             return
+        if not item.get("model_sha256") and self.model_info is not None:
+            item = dict(item, model_sha256=self.model_info.sha256)
         self.database.submit(_log, self, item, on_result=self._logged_ok,
                              on_error=lambda e: self._log_failed(e, item["uuid"]))
 
@@ -492,6 +712,8 @@ class Controller(QObject):
                               f"database is reachable again.")
         elif was_online and not status.online:
             self.notify.emit("The database went offline; predictions wait on this computer.")
+        if status.online and self._unregistered and not self._registering:
+            self._submit_registrations()  # the database is back: record what waits
 
     def _set_db_state(self, state: DatabaseState) -> None:
         if state == self._db_state:
@@ -510,8 +732,29 @@ class Controller(QObject):
         if not self._db_opened:
             self._stats_wanted = True  # read them as soon as the database is open
             return
-        self.database.submit(_read_stats, self, key="stats", on_result=self.statsReady.emit,
+        self.database.submit(_read_stats, self, self._stats_version, key="stats",
+                             on_result=self.statsReady.emit,
                              on_error=lambda e: self.statsFailed.emit(_db_message(e)))
+
+    @property
+    def stats_version(self) -> int | None:
+        return self._stats_version
+
+    def set_stats_version(self, version_id: int | None) -> None:
+        """Show the statistics of one model version (None: of all) and read them again."""
+        self._stats_version = None if version_id is None else int(version_id)
+        self.refresh_stats()
+
+    def export_dataset(self, path: str | os.PathLike) -> None:
+        """The labelled drawings as .npz, or as MNIST IDX files (name.gz / name.idx: see
+        app.learn.export_dataset); datasetExported(files, count) when written."""
+        path = Path(path)
+        if not self._use_database:
+            self.datasetExportFailed.emit("The database is off: there are no labelled drawings.")
+            return
+        self.database.submit(_export_dataset, self, path,
+                             on_result=lambda r: self.datasetExported.emit(*r),
+                             on_error=lambda e: self.datasetExportFailed.emit(_db_message(e)))
 
     def export_csv(self, path: str | os.PathLike) -> None:
         path = Path(path)
@@ -526,10 +769,17 @@ class Controller(QObject):
     def training_running(self) -> bool:
         return self._training_job is not None
 
+    @property
+    def learning_busy(self) -> bool:
+        """Training or improving runs (they share the training thread)."""
+        return self._training_job is not None or self._improving
+
     def start_training(self, config: dict) -> bool:
         """Train in the worker with TrainConfig(**config); the new weights go to a new file
         in settings.models_dir and replace the model when the run finishes well."""
-        if self._training_job is not None:
+        if self.learning_busy:
+            if self._improving:
+                self.trainingFailed.emit("Improve with my corrections is running: train when it has finished.")
             return False
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path(self.settings.models_dir) / f"{config.get('arch', 'mnist_cnn')}-{stamp}.pth"
@@ -551,7 +801,8 @@ class Controller(QObject):
             self.trainingProgress.emit(value)
 
     def _trained(self, outcome: TrainingOutcome) -> None:
-        self._swap_model(outcome.predictor, outcome.info, remember=True)
+        parent = self.model_info.sha256 if self.model_info is not None else None
+        self._swap_model(outcome.predictor, outcome.info, remember=True, kind="trained", parent_sha=parent)
         self.trainingFinished.emit(outcome)
         self.notify.emit(f"New model in use: {outcome.info.summary()}")
 
@@ -565,6 +816,104 @@ class Controller(QObject):
     def _training_done(self) -> None:
         self._training_job = None
 
+    # ==== improving with the user's drawings ==============================================================
+    @property
+    def improve_running(self) -> bool:
+        return self._improving
+
+    def count_labelled(self) -> None:
+        """How many labelled drawings there are to learn from (labelledCount)."""
+        if not self._use_database:
+            self.labelledCount.emit(0, 0)
+            return
+        self.database.submit(_count_labelled, self, key="count",
+                             on_result=lambda r: self.labelledCount.emit(*r),
+                             on_error=lambda e: log.warning("labelled drawings not counted: %s", e))
+
+    def start_improve(self) -> bool:
+        """Fine-tune the model in use on the labelled drawings (app.learn.improve): first
+        read them (database thread), then train (training thread).  The new model replaces
+        the current one only when it is kept."""
+        if self.learning_busy:
+            if self._training_job is not None:
+                self.improveFailed.emit("A training run is in progress: improve when it has finished.")
+            return False
+        if not self._use_database:
+            self.improveFailed.emit("The database is off: there are no labelled drawings to learn from.")
+            return False
+        if self.predictor is None:
+            self.improveFailed.emit("No model is loaded yet.")
+            return False
+        self._improving = True
+        self._improve_cancelled = False
+        self.improveStarted.emit()
+        self.improveStatus.emit("Reading your labelled drawings…")
+        base = self.predictor
+        self.database.submit(_read_user_dataset, self,
+                             on_result=lambda r: self._user_dataset_read(r, base),
+                             on_error=self._improve_error)
+        return True
+
+    def cancel_improve(self) -> None:
+        if not self._improving:
+            return
+        self._improve_cancelled = True
+        if self._improve_job is not None:
+            self._improve_job.cancel()
+
+    def _user_dataset_read(self, result: tuple, base) -> None:
+        dataset, needed = result
+        if self._improve_cancelled:
+            self._improve_end()
+            self.improveCancelled.emit()
+            return
+        n = len(dataset)
+        if n < needed:
+            self._improve_end()
+            self.improveFailed.emit(
+                f"Improving needs at least {needed} labelled drawings; there "
+                f"{'is' if n == 1 else 'are'} {n}.\nDraw {needed - n} more and label them with "
+                f"✓ Correct or ✗ Wrong… (or a digit key), then try again.")
+            return
+        self.improveStatus.emit(f"Fine-tuning on {n} labelled drawings…")
+        self._improve_job = self.training.submit(
+            _improve, self, base, dataset, self.finetune_config, Path(self.settings.mnist_dir),
+            Path(self.settings.models_dir), with_job=True, on_result=self._improved,
+            on_error=self._improve_error, on_progress=self._improve_progress, on_done=self._improve_end)
+
+    def _improve_progress(self, value) -> None:
+        if isinstance(value, str):
+            self.improveStatus.emit(value)
+        else:
+            self.improveProgress.emit(value)
+
+    def _improved(self, result: ImproveResult) -> None:
+        self._improve_end()
+        if result.kept:
+            if result.version_id is not None:
+                self._version_ids[result.info.sha256] = result.version_id
+            self._swap_model(result.predictor, result.info, remember=True, kind="fine-tuned",
+                             parent_sha=result.base_sha256)
+            self.notify.emit(f"Improved model in use: {result.info.summary()}")
+        else:
+            self.notify.emit("The fine-tuned model was not kept; the current model stays in use.")
+        self.improveFinished.emit(result)
+
+    def _improve_error(self, exc: BaseException) -> None:
+        self._improve_end()
+        if type(exc).__name__ == "TrainingCancelled":
+            self.improveCancelled.emit()
+            return
+        if isinstance(exc, ValueError):
+            self.improveFailed.emit(f"{str(exc)[:1].upper()}{str(exc)[1:]}")
+            return
+        log.error("improving failed", exc_info=exc)
+        self.improveFailed.emit(f"Improving failed: {_db_message(exc)}\nThe current model stays in use.")
+
+    def _improve_end(self) -> None:
+        self._improve_job = None
+        self._improving = False
+
     # ==== shutdown ================================================================================
     def shutdown(self, timeout_s: float = 20.0) -> None:
         """Stop the workers, log the open drawing, close the database, stop the embedded
@@ -573,6 +922,8 @@ class Controller(QObject):
             return
         self._shut_down = True
         self._poll.stop()
+        if self._improve_job is not None:
+            self._improve_job.cancel()
         self.training.stop(drain=False, timeout_s=timeout_s)
         self.inference.stop(drain=False, timeout_s=timeout_s)
         d = self._drawing
@@ -584,6 +935,10 @@ class Controller(QObject):
 
     def _worker_error(self, name: str, exc: BaseException) -> None:
         self.problem.emit("Something went wrong", f"{name}: {exc}")
+
+
+class VersionFileError(RuntimeError):
+    """The weights file of a model version is missing or holds other weights."""
 
 
 # ==== the jobs: these run in worker threads and touch no widget ===================================
@@ -640,19 +995,71 @@ def _load_predictor(path: Path):
     return predictor, _model_info(predictor)
 
 
-def _as_result(p, seq: int, epoch: int, source: str, started: float, requested_at: float) -> PredictionResult:
+def _load_version(version: VersionRow):
+    """Load an earlier version's weights file, if it is still there and still the same."""
+    what = f"model version {version.title}"
+    if not version.path:
+        raise VersionFileError(f"The database does not know where the weights of {what} are.")
+    path = Path(version.path)
+    if not path.is_file():
+        raise VersionFileError(
+            f"The weights file of {what} is missing:\n{path}\n\nIt was moved or deleted. If "
+            f"you still have it, open it with Model → Load weights….")
+    predictor, info = _load_predictor(path)
+    if info.sha256 != version.sha256:
+        raise VersionFileError(
+            f"The file {path} no longer holds the weights of {what}: it was overwritten "
+            f"(its SHA-256 is {info.sha256[:12]}…, the version's {version.sha256[:12]}…).")
+    return predictor, info
+
+
+def _as_result(p, seq: int, epoch: int, source: str, started: float, requested_at: float,
+               predictor=None, heat=None, heat_rect=None) -> PredictionResult:
+    sha = (predictor.loaded.sha256 or "") if predictor is not None else ""
     return PredictionResult(digit=p.digit, confidence=p.confidence, probabilities=tuple(p.probabilities),
                             image=p.image, runner_up=p.runner_up, seq=seq, epoch=epoch, source=source,
-                            seconds=time.perf_counter() - started, requested_at=requested_at)
+                            seconds=time.perf_counter() - started, requested_at=requested_at,
+                            model_sha256=sha, heat=heat, heat_rect=heat_rect)
 
 
-def _predict(predictor, picture: np.ndarray, seq: int, epoch: int, source: str, requested_at: float):
+def _predict(predictor, picture: np.ndarray, seq: int, epoch: int, source: str, requested_at: float,
+             explain: bool = False):
     started = time.perf_counter()
+    if explain:
+        p, heat = predictor.explain(picture, EXPLAIN_METHOD)
+        rect = field_rect(picture, p.image) if source == "canvas" else None
+        return _as_result(p, seq, epoch, source, started, requested_at, predictor, heat, rect), picture
     p = predictor.predict(picture)
-    return _as_result(p, seq, epoch, source, started, requested_at), picture
+    return _as_result(p, seq, epoch, source, started, requested_at, predictor), picture
 
 
-def _open_image(predictor, path: Path, seq: int, epoch: int, requested_at: float):
+def field_rect(picture: np.ndarray, field: np.ndarray) -> tuple[float, float, float, float] | None:
+    """Where the network's 28x28 field lies on ``picture`` (dark ink on light paper), as
+    (x, y, w, h) fractions of the picture's size.
+
+    Preprocessing crops the ink, scales it by one factor and centres it: so the ink's box
+    on the picture and on the field match, which gives the factor and the offset.
+    """
+    ink = 255.0 - np.asarray(picture, dtype=np.float32)
+    if ink.ndim != 2 or ink.max() <= 0:
+        return None
+    mask = ink > 0.12 * float(ink.max())
+    seen = np.asarray(field) > 0
+    if not mask.any() or not seen.any():
+        return None
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    frows, fcols = np.flatnonzero(seen.any(axis=1)), np.flatnonzero(seen.any(axis=0))
+    side = max(rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0])
+    field_side = max(frows[-1] + 1 - frows[0], fcols[-1] + 1 - fcols[0])
+    scale = side / field_side
+    cy, cx = (rows[0] + rows[-1] + 1) / 2, (cols[0] + cols[-1] + 1) / 2
+    fcy, fcx = (frows[0] + frows[-1] + 1) / 2, (fcols[0] + fcols[-1] + 1) / 2
+    h, w = ink.shape
+    n = field.shape[0]
+    return ((cx - fcx * scale) / w, (cy - fcy * scale) / h, n * scale / w, n * scale / h)
+
+
+def _open_image(predictor, path: Path, seq: int, epoch: int, requested_at: float, explain: bool = False):
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -673,11 +1080,16 @@ def _open_image(predictor, path: Path, seq: int, epoch: int, requested_at: float
     if predictor is None:
         return qimage, caption, None, None, "The model is not loaded yet."
     started = time.perf_counter()
+    heat = None
     try:
-        p = predictor.predict(pil)
+        if explain:
+            p, heat = predictor.explain(pil, EXPLAIN_METHOD)
+        else:
+            p = predictor.predict(pil)
     except ValueError as exc:  # NothingDrawn or an unreadable mode
         return qimage, caption, None, None, f"Nothing to recognise in {path.name}: {exc}"
-    return qimage, caption, _as_result(p, seq, epoch, "file", started, requested_at), picture, None
+    return (qimage, caption, _as_result(p, seq, epoch, "file", started, requested_at, predictor, heat),
+            picture, None)
 
 
 def _png(arr: np.ndarray) -> bytes:
@@ -725,7 +1137,8 @@ def _log(ctl: Controller, item: dict):
                               probabilities=item["probabilities"], image_png=_png(item["image"]),
                               raw_png=_raw_png(item.get("raw")), model_version=item.get("model_version"),
                               source=item.get("source", "canvas"), uuid=item["uuid"],
-                              created_at=item["created_at"], true_label=item.get("true_label"))
+                              created_at=item["created_at"], true_label=item.get("true_label"),
+                              model_version_id=ctl._db_version_ids.get(item.get("model_sha256") or ""))
     uid = repo.log(record)
     return uid, item.get("true_label"), repo.status()
 
@@ -747,23 +1160,107 @@ def _poll(ctl: Controller):
     return status
 
 
-def _read_stats(ctl: Controller):
+def _version_row(v) -> VersionRow:
+    """An app.db ModelVersion -> VersionRow."""
+    metrics = v.metrics if isinstance(v.metrics, dict) else {}
+    acc = metrics.get("test_accuracy")
+    try:
+        acc = float(acc) if acc is not None else None
+    except (TypeError, ValueError):
+        acc = None
+    if acc is not None and acc <= 1.0:
+        acc *= 100.0  # stored as a fraction
+    return VersionRow(id=v.id, parent_id=v.parent_id, created_at=v.created_at, arch=v.arch, kind=v.kind,
+                      name=v.name, sha256=v.sha256, path=v.path, mnist_accuracy=acc,
+                      predictions=v.predictions, labelled=v.labelled, correct=v.correct,
+                      accuracy=None if v.accuracy is None else float(v.accuracy),
+                      file_missing=not (v.path and Path(v.path).is_file()))
+
+
+def _read_stats(ctl: Controller, version_id: int | None = None):
     from app.widgets.statistics import HistoryItem, StatsSnapshot
 
     repo = _repo(ctl)
-    acc = repo.accuracy()
-    rows = repo.recent(HISTORY_ROWS)
+    versions = [_version_row(v) for v in repo.model_versions()]
+    if version_id is not None and all(v.id != version_id for v in versions):
+        version_id = None  # (a version that is gone: show all)
+    acc = repo.accuracy(version_id)
+    rows = repo.recent(HISTORY_ROWS, model_version_id=version_id)
     recent = []
     for r in rows:
         thumb = QImage.fromData(r.image_png, "PNG")
         recent.append(HistoryItem(uuid=r.uuid, created_at=r.created_at, predicted=r.predicted_digit,
                                   confidence=r.confidence, true_label=r.true_label,
                                   thumbnail=None if thumb.isNull() else thumb, source=r.source,
-                                  model_version=r.model_version))
+                                  model_version=r.model_version, model_version_id=r.model_version_id))
     return StatsSnapshot(total=int(acc["total"]), labelled=int(acc["labelled"]), correct=int(acc["correct"]),
                          accuracy=None if acc["accuracy"] is None else float(acc["accuracy"]),
-                         digits=repo.digit_statistics(), confusion=repo.confusion(),
-                         per_day=repo.accuracy_per_day(), recent=recent)
+                         digits=repo.digit_statistics(version_id), confusion=repo.confusion(version_id),
+                         per_day=repo.accuracy_per_day(model_version_id=version_id), recent=recent,
+                         versions=versions, version_id=version_id)
+
+
+def _register_versions(ctl: Controller, specs: list[dict]):
+    """Register model versions, oldest first (a parent before its child).  Returns the
+    ids got (sha256 -> id), the specs given up on, and the database status."""
+    from app import learn
+
+    repo = _repo(ctl)
+    registered: dict[str, int] = {}
+    dropped: list[str] = []
+    for s in specs:
+        try:
+            version_id = learn.register_version(repo, Path(s["path"]), s["sha256"], s["arch"], s["metadata"],
+                                                parent_sha=s["parent_sha"], kind=s["kind"])
+        except ValueError as exc:  # e.g. a name the database refuses: retrying will not help
+            log.warning("model version %s not registered: %s", s["sha256"][:12], exc)
+            dropped.append(s["sha256"])
+            continue
+        if version_id is not None:
+            ctl._db_version_ids[s["sha256"]] = version_id
+            registered[s["sha256"]] = version_id
+        elif repo.status().online:  # refused by a database that works: retrying will not help
+            log.warning("model version %s not registered; giving up", s["sha256"][:12])
+            dropped.append(s["sha256"])
+    return registered, dropped, repo.status()
+
+
+def _read_versions(ctl: Controller) -> list[VersionRow]:
+    return [_version_row(v) for v in _repo(ctl).model_versions()]
+
+
+def _compare_versions(ctl: Controller, a_id: int, b_id: int) -> dict:
+    return _repo(ctl).compare_versions(a_id, b_id)
+
+
+def _count_labelled(ctl: Controller) -> tuple[int, int]:
+    from app.ml.finetune import MIN_SAMPLES
+
+    return int(_repo(ctl).labelled_count()), MIN_SAMPLES
+
+
+def _read_user_dataset(ctl: Controller):
+    from app import learn
+    from app.ml.finetune import MIN_SAMPLES
+
+    return learn.user_dataset(_repo(ctl)), MIN_SAMPLES
+
+
+def _export_dataset(ctl: Controller, path: Path) -> tuple[list[str], int]:
+    from app import learn
+
+    repo = _repo(ctl)
+    if repo.labelled_count() == 0:
+        raise ValueError("There are no labelled drawings to export yet: label some with ✓ Correct or "
+                         "✗ Wrong… (or a digit key) first.")
+    n = learn.export_dataset(repo, path)
+    if path.suffix == ".npz":
+        files = [path]
+    else:  # the names app.learn.export_dataset gives the IDX files
+        gz = ".gz" if path.name.endswith(".gz") else ""
+        stem = path.name.removesuffix(".gz").removesuffix(".idx")
+        files = [path.with_name(f"{stem}-images-idx3-ubyte{gz}"), path.with_name(f"{stem}-labels-idx1-ubyte{gz}")]
+    return [str(f) for f in files], n
 
 
 def _export(ctl: Controller, path: Path) -> int:
@@ -781,10 +1278,9 @@ def _close_database(ctl: Controller) -> None:
             server.stop()
 
 
-def _train(job, ctl: Controller, config: dict, mnist_dir: Path, out: Path) -> TrainingOutcome:
-    import torch
-
-    from app.ml import MNISTPredictor, data, train
+def _mnist_data(job, ctl: Controller, mnist_dir: Path):
+    """The MNIST images, read (or downloaded) once and cached for the training thread."""
+    from app.ml import data, train
 
     if ctl._mnist is None:
         job.progress("Loading the MNIST images…")
@@ -803,9 +1299,17 @@ def _train(job, ctl: Controller, config: dict, mnist_dir: Path, out: Path) -> Tr
                 job.progress(f"Downloading {name}{share}…")
 
         ctl._mnist = data.ensure(mnist_dir, progress=downloaded)
-    mnist = ctl._mnist
     if job.cancelled:
         raise train.TrainingCancelled("training cancelled")
+    return ctl._mnist
+
+
+def _train(job, ctl: Controller, config: dict, mnist_dir: Path, out: Path) -> TrainingOutcome:
+    import torch
+
+    from app.ml import MNISTPredictor, train
+
+    mnist = _mnist_data(job, ctl, mnist_dir)
     cfg = train.TrainConfig(**config)
     cfg.validate()
     job.progress(f"Training {cfg.arch} for {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}…")
@@ -824,6 +1328,37 @@ def _train(job, ctl: Controller, config: dict, mnist_dir: Path, out: Path) -> Tr
     return TrainingOutcome(info=_model_info(predictor), predictor=predictor,
                            test_accuracy=result.test_accuracy, seconds=result.seconds,
                            epochs=len(result.history))
+
+
+def _improve(job, ctl: Controller, base, dataset, config, mnist_dir: Path, models_dir: Path) -> ImproveResult:
+    """Fine-tune ``base`` (an MNISTPredictor) on the user's drawings; app.learn.improve
+    measures before and after, and saves and registers the new weights if they are kept."""
+    import torch
+
+    from app import learn
+    from app.ml import MNISTPredictor
+
+    mnist = _mnist_data(job, ctl, mnist_dir)
+    job.progress(f"Fine-tuning on {len(dataset)} labelled drawings mixed with MNIST images…")
+    started = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # the GUI thread keeps a core
+    try:
+        # The drawings were read in the database thread (``dataset``); improve() uses the
+        # repository (thread-safe: one lock) only to record a kept version.
+        outcome = learn.improve(_repo(ctl), base.loaded, mnist, models_dir, config, progress=job.progress,
+                                should_cancel=lambda: job.cancelled, dataset=dataset)
+    finally:
+        torch.set_num_threads(threads)
+    r = outcome.report
+    result = ImproveResult(kept=r.kept, reason=r.reason, mnist_before=r.mnist_before, mnist_after=r.mnist_after,
+                           user_before=r.user_before, user_after=r.user_after, n_train=r.n_train,
+                           n_holdout=r.n_holdout, seconds=time.perf_counter() - started,
+                           base_sha256=base.loaded.sha256 or "", version_id=outcome.version_id)
+    if r.kept and outcome.path is not None:
+        result.predictor = MNISTPredictor(outcome.path)
+        result.info = _model_info(result.predictor)
+    return result
 
 
 def _is_model_error(exc: BaseException) -> bool:

@@ -10,6 +10,7 @@ Stylus (``QTabletEvent``): pressure scales the width (``MIN_PRESSURE_WIDTH`` .. 
 brush size); the eraser end erases.
 
 The widget knows nothing of models: it emits signals and hands out a grey ``snapshot()``.
+It can lay a faint picture over the drawing (``set_overlay``: "Why this digit?").
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ MIN_PRESSURE_WIDTH = 0.25
 SNAPSHOT_SIDE = 280
 #: Samples closer than this (logical px) to the previous one are skipped.
 MIN_STEP = 0.75
+#: Opacity of the overlay (set_overlay) over the drawing: it tints the ink, which stays readable.
+OVERLAY_OPACITY = 0.8
 
 
 @dataclass
@@ -145,6 +148,8 @@ class DrawingCanvas(QWidget):
         self._backdrop_caption = ""
         self._placeholder = "Draw a digit here"
         self._tablet_down = False
+        self._overlay: QImage | None = None
+        self._overlay_rect: QRectF | None = None  # fractions of the canvas (x, y, w, h)
         self._rebuild()
 
     # ---- properties ----------------------------------------------------------------------
@@ -191,6 +196,22 @@ class DrawingCanvas(QWidget):
     def can_redo(self) -> bool:
         return bool(self._redo)
 
+    def set_overlay(self, image: QImage | None, rect: tuple[float, float, float, float] | None = None) -> None:
+        """Tint the drawing with ``image`` (transparent where nothing is to show), stretched
+        over ``rect`` (x, y, w, h as fractions of the canvas): the ink takes its colours, the
+        paper stays white.  None removes it; so does clearing the canvas."""
+        if image is None or rect is None:
+            if self._overlay is not None:
+                self._overlay = self._overlay_rect = None
+                self.update()
+            return
+        self._overlay = image
+        self._overlay_rect = QRectF(*rect)
+        self.update()
+
+    def overlay(self) -> QImage | None:
+        return self._overlay
+
     def set_placeholder(self, text: str) -> None:
         """The hint shown on an empty canvas (e.g. "Draw a digit — loading model…")."""
         self._placeholder = text
@@ -216,6 +237,7 @@ class DrawingCanvas(QWidget):
         self._redo.clear()
         self._current = None
         self._backdrop = None
+        self._overlay = self._overlay_rect = None
         if had:
             self.cleared.emit()  # first: receivers may still hand the old drawing on
         self._changed(rebuild=True)
@@ -225,6 +247,7 @@ class DrawingCanvas(QWidget):
         self._strokes.clear()
         self._redo.clear()
         self._current = None
+        self._overlay = self._overlay_rect = None
         self._backdrop = image.copy()
         self._backdrop_caption = caption
         self._changed(rebuild=True)
@@ -310,6 +333,17 @@ class DrawingCanvas(QWidget):
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         if self._current is not None:
             paint_stroke(p, self._current)
+        if self._overlay is not None and self._overlay_rect is not None:
+            r = self._overlay_rect
+            target = QRectF(r.x() * self.width(), r.y() * self.height(), r.width() * self.width(),
+                            r.height() * self.height())
+            p.save()
+            p.setOpacity(OVERLAY_OPACITY)
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            # Screen: the ink takes the colour, the white paper stays white.
+            p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Screen)
+            p.drawImage(target, self._overlay)
+            p.restore()
         if self.is_empty() and self._placeholder:
             p.setPen(QColor(150, 150, 160))
             font = p.font()

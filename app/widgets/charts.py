@@ -1,4 +1,5 @@
-"""Small pyqtgraph charts shared by the panels: the probability bars and the 28x28 view."""
+"""Small charts shared by the panels: the probability bars, the 28x28 view, and the
+"Why this digit?" heat map (as an image over the 28x28 view and over the canvas)."""
 
 from __future__ import annotations
 
@@ -86,8 +87,54 @@ class ProbabilityChart(pg.PlotWidget):
         super().mousePressEvent(event)
 
 
+#: Attributions weaker than this (of the strongest) are not coloured: background stays clean.
+HEAT_FLOOR = 0.06
+
+
+def _heat_alpha(heat: np.ndarray) -> np.ndarray:
+    """|heat| in 0..1 -> an opacity: a gamma lifts the weaker evidence into sight."""
+    a = np.abs(np.nan_to_num(np.asarray(heat, dtype=np.float32)))
+    a = np.clip(a, 0.0, 1.0) ** 0.7
+    a[np.abs(heat) < HEAT_FLOOR] = 0.0
+    return a
+
+
+def _rgb(heat: np.ndarray) -> np.ndarray:
+    pos = np.asarray(theme.EVIDENCE_FOR, np.float32)
+    neg = np.asarray(theme.EVIDENCE_AGAINST, np.float32)
+    return np.where((np.asarray(heat) >= 0)[..., None], pos, neg)
+
+
+def heat_overlay(heat: np.ndarray) -> QImage:
+    """A heat map (H x W in [-1, 1]) as a transparent colour image: warm where the pixel
+    pushed the network towards its answer, blue where it pushed against it."""
+    alpha = _heat_alpha(heat)
+    rgba = np.empty(alpha.shape + (4,), np.uint8)
+    rgba[..., :3] = _rgb(heat).astype(np.uint8)
+    rgba[..., 3] = (alpha * 255).astype(np.uint8)
+    return _rgba_image(rgba)
+
+
+def heat_on_image(image: np.ndarray, heat: np.ndarray) -> QImage:
+    """The 28x28 input (white on black), dimmed, with the heat map blended over it."""
+    grey = np.asarray(image, np.float32)[..., None] * 0.5
+    alpha = (_heat_alpha(heat) * 0.95)[..., None]
+    rgb = grey * (1 - alpha) + _rgb(heat) * alpha
+    rgba = np.empty(np.asarray(image).shape + (4,), np.uint8)
+    rgba[..., :3] = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    rgba[..., 3] = 255
+    return _rgba_image(rgba)
+
+
+def _rgba_image(rgba: np.ndarray) -> QImage:
+    rgba = np.ascontiguousarray(rgba)
+    h, w = rgba.shape[:2]
+    return QImage(rgba.data, w, h, w * 4, QImage.Format.Format_RGBA8888).copy()
+
+
 class PixelImage(QLabel):
-    """A small grey image (28x28) shown enlarged with square pixels and a thin frame."""
+    """A small grey image (28x28) shown enlarged with square pixels and a thin frame;
+    optionally with a "Why this digit?" heat map over it."""
 
     def __init__(self, size: int = 140, parent: QWidget | None = None):
         super().__init__(parent)
@@ -96,14 +143,20 @@ class PixelImage(QLabel):
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setObjectName("pixelImage")
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.heat: np.ndarray | None = None  # the heat map shown, if any
         self.clear_image()
 
-    def set_array(self, arr: np.ndarray | None) -> None:
+    def set_array(self, arr: np.ndarray | None, heat: np.ndarray | None = None) -> None:
+        self.heat = None
         if arr is None:
             self.clear_image()
             return
         arr = np.ascontiguousarray(arr, dtype=np.uint8)
         h, w = arr.shape
+        if heat is not None and np.shape(heat) == (h, w):
+            self.heat = np.asarray(heat, dtype=np.float32)
+            self.set_qimage(heat_on_image(arr, self.heat))
+            return
         img = QImage(arr.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
         self.set_qimage(img)
 
@@ -117,6 +170,7 @@ class PixelImage(QLabel):
         self.setPixmap(pix)
 
     def clear_image(self) -> None:
+        self.heat = None
         dpr = self.devicePixelRatioF()
         pix = QPixmap(int(self._size * dpr), int(self._size * dpr))
         pix.setDevicePixelRatio(dpr)

@@ -1,6 +1,7 @@
 """The main window: the Draw tab (canvas + live prediction), the Statistics tab, menus,
-toolbar and status bar.  It wires widgets to the controller and keeps no logic of its own
-beyond "what to show"."""
+toolbar and status bar, and the dialogs they open (training, improving with the user's
+corrections, model versions, comparing versions).  It wires widgets to the controller and
+keeps no logic of its own beyond "what to show"."""
 
 from __future__ import annotations
 
@@ -16,15 +17,19 @@ from PySide6.QtWidgets import (QDialog, QFileDialog, QHBoxLayout, QLabel, QMainW
                                QVBoxLayout, QWidget)
 
 from app import paths
-from app.controller import (Controller, DatabaseState, ModelInfo, PredictionResult, TrainingOutcome,
-                            settle_heap)
+from app.controller import (Controller, DatabaseState, ImproveResult, ModelInfo, PredictionResult,
+                            TrainingOutcome, settle_heap)
 from app.widgets import theme
 from app.widgets.canvas import DEFAULT_BRUSH, MAX_BRUSH, MIN_BRUSH, DrawingCanvas, SquareFrame
-from app.widgets.correction import CorrectionDialog
 from app.widgets.cards import card
+from app.widgets.charts import heat_overlay
+from app.widgets.compare import CompareDialog
+from app.widgets.correction import CorrectionDialog
+from app.widgets.improve import ImproveDialog
 from app.widgets.prediction import PredictionPanel
 from app.widgets.statistics import StatisticsTab
 from app.widgets.training import TrainingDialog, format_duration
+from app.widgets.versions import VersionsDialog
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,21 @@ LIVE_INTERVAL_MS = 60
 #: Start the slow work (torch, model, database) this long after construction at the latest.
 FIRST_PAINT_FALLBACK_MS = 3000
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp);;All files (*)"
+NPZ_FILTER = "NumPy archive (*.npz)"
+IDX_GZ_FILTER = "MNIST IDX files, gzipped (*.gz)"
+IDX_FILTER = "MNIST IDX files (*.idx)"
+DATASET_FILTERS = ";;".join((NPZ_FILTER, IDX_GZ_FILTER, IDX_FILTER))
+
+
+def dataset_export_path(path: str, chosen_filter: str) -> Path:
+    """The name app.learn.export_dataset needs for the chosen format: ``x.npz`` for NumPy,
+    ``x.gz`` / ``x.idx`` for IDX files (written as x-images-idx3-ubyte[.gz] and
+    x-labels-idx1-ubyte[.gz]).  A name with a known ending keeps its format."""
+    p = Path(path)
+    if p.name.endswith((".npz", ".gz", ".idx")):
+        return p
+    suffix = {NPZ_FILTER: ".npz", IDX_GZ_FILTER: ".gz", IDX_FILTER: ".idx"}.get(chosen_filter, ".npz")
+    return p.with_name(p.name + suffix)
 
 
 class _FirstPaint(QObject):
@@ -66,6 +86,10 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(QIcon(str(paths.resources_dir() / "icons" / "app.svg")))
         self.setObjectName("mainWindow")
         self._training_dialog: TrainingDialog | None = None
+        self._improve_dialog: ImproveDialog | None = None
+        self._versions_dialog: VersionsDialog | None = None
+        self._compare_dialog: CompareDialog | None = None
+        self._compare_wanted: tuple | None = None  # the pair to compare once the versions are read
         self._closing = False
         self._first_paint_done = False
 
@@ -140,6 +164,9 @@ class MainWindow(QMainWindow):
                                      "Predict the digit in an image file")
         self.act_export = self._action("&Export predictions to CSV…", self._export_csv, "Ctrl+E", "export",
                                        "Save every logged prediction to a CSV file")
+        self.act_export_dataset = self._action("Export &dataset…", self._export_dataset, "Ctrl+Shift+E",
+                                               "dataset", "Save your labelled drawings as a dataset "
+                                               "(NumPy .npz or MNIST IDX files)")
         self.act_quit = self._action("&Quit", self.close, K.Quit, None, "Quit the application")
         self.act_undo = self._action("&Undo stroke", self.canvas.undo, K.Undo, "undo", "Undo the last stroke")
         self.act_redo = self._action("&Redo stroke", self.canvas.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "redo",
@@ -160,6 +187,17 @@ class MainWindow(QMainWindow):
                                      "Use another weights file (.pth)")
         self.act_about_model = self._action("&About this model", self._about_model, "Ctrl+I", "info",
                                             "Architecture, accuracy and date of the model in use")
+        self.act_improve = self._action("&Improve with my corrections…", self._show_improve, "Ctrl+Shift+I",
+                                        "improve", "Fine-tune the model on the drawings you labelled; "
+                                        "it is kept only if it gets better")
+        self.act_improve.setIconText("Improve")
+        self.act_versions = self._action("&Versions…", self._show_versions, "Ctrl+Shift+V", "versions",
+                                         "Every model version, and a way back to an earlier one")
+        self.act_explain = self._action("&Why this digit?", lambda: None, "X", "explain",
+                                        "Colour the pixels that pushed the network towards its answer "
+                                        "(warm) or against it (blue)")
+        self.act_explain.setCheckable(True)
+        self.act_explain.setIconText("Why?")
         self.act_draw_tab = self._action("&Draw", lambda: self.tabs.setCurrentIndex(0), "Ctrl+1", "draw",
                                          "Show the drawing tab")
         self.act_stats_tab = self._action("&Statistics", lambda: self.tabs.setCurrentIndex(1), "Ctrl+2",
@@ -179,7 +217,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         mb = self.menuBar()
         m = mb.addMenu("&File")
-        m.addActions([self.act_open, self.act_export])
+        m.addActions([self.act_open, self.act_export, self.act_export_dataset])
         m.addSeparator()
         m.addAction(self.act_quit)
         m = mb.addMenu("&Edit")
@@ -189,13 +227,15 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addActions([self.act_bigger, self.act_smaller])
         m = mb.addMenu("&Model")
-        # Room for "Improve with my corrections" and model versions later.
-        m.addActions([self.act_train, self.act_load])
+        m.addActions([self.act_train, self.act_improve])
+        m.addSeparator()
+        m.addActions([self.act_versions, self.act_load])
         m.addSeparator()
         m.addAction(self.act_about_model)
         self.model_menu = m
         m = mb.addMenu("&View")
-        # Room for a "why this digit?" overlay toggle later.
+        m.addAction(self.act_explain)
+        m.addSeparator()
         m.addActions([self.act_draw_tab, self.act_stats_tab])
         m.addSeparator()
         m.addAction(self.act_refresh)
@@ -227,7 +267,7 @@ class MainWindow(QMainWindow):
         self.brush_spin.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         tb.addWidget(self.brush_spin)
         tb.addSeparator()
-        tb.addActions([self.act_open, self.act_train])
+        tb.addActions([self.act_open, self.act_train, self.act_improve])
         spacer = QWidget()
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         tb.addWidget(spacer)
@@ -262,12 +302,29 @@ class MainWindow(QMainWindow):
         self.brush_spin.valueChanged.connect(cv.set_brush_size)
         self.panel.correctClicked.connect(self._confirm)
         self.panel.wrongClicked.connect(self._wrong)
+        self.panel.explain_button.setDefaultAction(self.act_explain)
+        self.act_explain.toggled.connect(self._explain_toggled)
         self.tabs.currentChanged.connect(self._tab_changed)
 
         c.mlReady.connect(self._ml_ready)
         c.modelLoading.connect(self._model_loading)
         c.modelReady.connect(self._model_ready)
         c.modelFailed.connect(self._model_failed)
+        c.modelVersion.connect(self._model_version)
+        c.versionsReady.connect(self._versions_ready)
+        c.versionsFailed.connect(lambda t: self.versions_dialog().show_error(t))
+        c.versionSwitchFailed.connect(self._version_switch_failed)
+        c.comparisonReady.connect(lambda r: self.compare_dialog().show_comparison(r))
+        c.comparisonFailed.connect(lambda t: self.compare_dialog().show_error(t))
+        c.datasetExported.connect(self._dataset_exported)
+        c.datasetExportFailed.connect(lambda t: self._warn("Export failed", t))
+        c.labelledCount.connect(lambda n, needed: self.improve_dialog().set_count(n, needed))
+        c.improveStarted.connect(self._improve_started)
+        c.improveStatus.connect(self._improve_status)
+        c.improveProgress.connect(self._improve_progress)
+        c.improveFinished.connect(self._improve_finished)
+        c.improveFailed.connect(self._improve_failed)
+        c.improveCancelled.connect(self._improve_cancelled)
         c.predictionReady.connect(self._show_prediction)
         c.predictionCleared.connect(self._prediction_cleared)
         c.predictionFailed.connect(self._prediction_failed)
@@ -296,6 +353,8 @@ class MainWindow(QMainWindow):
             self._stats = StatisticsTab()
             self._stats.refreshRequested.connect(self.controller.refresh_stats)
             self._stats.labelEdited.connect(self.controller.set_label)
+            self._stats.versionChosen.connect(self._stats_version_chosen)
+            self._stats.compareRequested.connect(self._compare_from_stats)
             self._stats_page.layout().addWidget(self._stats)
         return self._stats
 
@@ -315,6 +374,7 @@ class MainWindow(QMainWindow):
         self._brush_changed(self.canvas.brush_size())
         tab = s.value("window/tab", 0, type=int)
         self.tabs.setCurrentIndex(tab if 0 <= tab < self.tabs.count() else 0)
+        self.act_explain.setChecked(s.value("view/explain", False, type=bool))
 
     def _save_state(self) -> None:
         s = self.qsettings
@@ -322,6 +382,7 @@ class MainWindow(QMainWindow):
         s.setValue("window/state", self.saveState())
         s.setValue("canvas/brush", self.canvas.brush_size())
         s.setValue("window/tab", self.tabs.currentIndex())
+        s.setValue("view/explain", self.act_explain.isChecked())
         s.sync()
 
     def _update_actions(self) -> None:
@@ -335,6 +396,7 @@ class MainWindow(QMainWindow):
         self.act_undo.setEnabled(self.canvas.can_undo())
         self.act_redo.setEnabled(self.canvas.can_redo())
         self.act_train.setEnabled(self.controller.ml_info is not None)
+        self.act_improve.setEnabled(self.controller.ml_info is not None)
 
     # ==== start-up ===============================================================================
     def _first_paint(self) -> None:
@@ -368,11 +430,28 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _show_prediction(self, r: PredictionResult) -> None:
-        self.panel.show_prediction(r.digit, r.confidence, r.probabilities, r.image, r.runner_up)
+        heat = r.heat if self.act_explain.isChecked() else None
+        self.panel.show_prediction(r.digit, r.confidence, r.probabilities, r.image, r.runner_up, heat)
+        if heat is not None and r.heat_rect is not None:
+            self.canvas.set_overlay(heat_overlay(heat), r.heat_rect)
+        else:
+            self.canvas.set_overlay(None)
         self._update_actions()
         self.predictionShown.emit(r, time.perf_counter())
 
+    def _explain_toggled(self, on: bool) -> None:
+        self.controller.set_explain(on)
+        if not on:
+            self.canvas.set_overlay(None)
+            r = self.controller.current_prediction
+            if r is not None and self.controller.has_prediction:
+                self.panel.show_prediction(r.digit, r.confidence, r.probabilities, r.image, r.runner_up)
+                self._update_actions()
+        self.statusBar().showMessage("Why this digit? on: warm pixels pushed the network towards its answer, "
+                                     "blue ones against it." if on else "Why this digit? off.", 5000)
+
     def _prediction_cleared(self) -> None:
+        self.canvas.set_overlay(None)
         if self.controller.model_ready:
             self.panel.show_idle()
         elif self.panel.state != "error":
@@ -448,9 +527,25 @@ class MainWindow(QMainWindow):
             self.canvas.set_placeholder("Draw a digit here\n(loading model…)")
             self.panel.show_loading()
 
+    def _show_model_label(self) -> None:
+        info = self.controller.model_info
+        if info is None:
+            return
+        version = self.controller.model_version_id
+        name = f"Model #{version}" if version is not None else "Model"
+        self.model_label.setText(f"{name}: {info.summary()}")
+        recorded = f"version #{version} ({info.kind})" if version is not None else \
+            f"{info.kind}; not recorded as a version yet (database offline?)"
+        self.model_label.setToolTip(f"{info.path}\n{info.description}\ntrained {info.created_at or '?'}\n"
+                                    f"{recorded}")
+
+    def _model_version(self, version_id) -> None:
+        self._show_model_label()
+        if self._versions_dialog is not None and self._versions_dialog.isVisible():
+            self.controller.refresh_versions()
+
     def _model_ready(self, info: ModelInfo) -> None:
-        self.model_label.setText(f"Model: {info.summary()}")
-        self.model_label.setToolTip(f"{info.path}\n{info.description}\ntrained {info.created_at or '?'}")
+        self._show_model_label()
         self.canvas.set_placeholder("Draw a digit here")
         if self.canvas.has_ink():
             self.controller.request_prediction(self.canvas.snapshot())
@@ -480,7 +575,10 @@ class MainWindow(QMainWindow):
             text = "No model is loaded yet."
         else:
             m = info.metadata
-            rows = [("Architecture", f"{info.arch}<br><small>{html.escape(info.description)}</small>"),
+            version = self.controller.model_version_id
+            rows = [("Version", f"#{version} ({info.kind})" if version is not None
+                     else f"{info.kind}, not recorded in the database yet"),
+                    ("Architecture", f"{info.arch}<br><small>{html.escape(info.description)}</small>"),
                     ("Test accuracy", f"{info.test_accuracy:.2f} %" if info.test_accuracy is not None else "unknown"),
                     ("Trained", html.escape(str(info.created_at or "unknown"))),
                     ("Epochs", html.escape(str(m.get("epochs", "?")))),
@@ -542,6 +640,126 @@ class MainWindow(QMainWindow):
         self.training_dialog().training_cancelled()
         self.statusBar().showMessage("Training cancelled; the model is unchanged.", 5000)
 
+    # ==== improving with the user's corrections ==========================================================
+    def improve_dialog(self) -> ImproveDialog:
+        if self._improve_dialog is None:
+            dialog = ImproveDialog(self)
+            dialog.startRequested.connect(self.controller.start_improve)
+            dialog.cancelRequested.connect(self.controller.cancel_improve)
+            self._improve_dialog = dialog
+        return self._improve_dialog
+
+    def _show_improve(self) -> None:
+        if self.controller.ml_info is None:
+            self.statusBar().showMessage("PyTorch is still loading; try again in a moment.", 4000)
+            return
+        d = self.improve_dialog()
+        if not d.running:
+            self.controller.count_labelled()
+        d.show()
+        d.raise_()
+        d.activateWindow()
+
+    def _improve_started(self) -> None:
+        self.improve_dialog().improve_started()
+        self.training_bar.setFormat("improving %p %")
+        self.training_bar.setToolTip("Improving the model; Model → Improve with my corrections… shows it")
+        self.training_bar.setValue(0)
+        self.training_bar.show()
+
+    def _improve_status(self, text: str) -> None:
+        self.improve_dialog().show_status(text)
+        self.statusBar().showMessage(text, 3000)
+
+    def _improve_progress(self, p) -> None:
+        self.improve_dialog().show_progress(p)
+        self.training_bar.setValue(int(p.fraction * 1000))
+
+    def _improve_finished(self, result: ImproveResult) -> None:
+        self._training_bar_done()
+        self.improve_dialog().show_result(result)
+        self.controller.count_labelled()
+        if self.tabs.currentIndex() == 1:
+            self._refresh_soon()
+
+    def _improve_failed(self, text: str) -> None:
+        self._training_bar_done()
+        self.improve_dialog().improve_failed(text)
+
+    def _improve_cancelled(self) -> None:
+        self._training_bar_done()
+        self.improve_dialog().improve_cancelled()
+        self.statusBar().showMessage("Improving cancelled; the model is unchanged.", 5000)
+
+    def _training_bar_done(self) -> None:
+        self.training_bar.hide()
+        self.training_bar.setFormat("training %p %")
+        self.training_bar.setToolTip("Training runs; Model → Train… shows it")
+
+    # ==== model versions ===========================================================================
+    def versions_dialog(self) -> VersionsDialog:
+        if self._versions_dialog is None:
+            dialog = VersionsDialog(self)
+            dialog.useRequested.connect(self.controller.use_version)
+            dialog.refreshRequested.connect(self.controller.refresh_versions)
+            dialog.compareRequested.connect(self._compare_pair)
+            self._versions_dialog = dialog
+        return self._versions_dialog
+
+    def _show_versions(self) -> None:
+        d = self.versions_dialog()
+        d.show_error("Reading the versions…")
+        self.controller.refresh_versions()
+        d.show()
+        d.raise_()
+        d.activateWindow()
+
+    def _versions_ready(self, rows: list) -> None:
+        if self._versions_dialog is not None:
+            self._versions_dialog.show_versions(rows, self.controller.model_version_id)
+        if self._compare_dialog is not None and self._compare_wanted is not None:
+            a, b = self._compare_wanted
+            self._compare_wanted = None
+            self._compare_dialog.set_versions(rows, a, b)
+
+    def _version_switch_failed(self, text: str) -> None:
+        self._show_model_label()
+        if self._versions_dialog is not None:
+            self._versions_dialog.show_error(text.split("\n\n")[0])
+        self._warn("Cannot switch the model version", text)
+
+    def compare_dialog(self) -> CompareDialog:
+        if self._compare_dialog is None:
+            dialog = CompareDialog(self)
+            dialog.compareRequested.connect(self.controller.compare_versions)
+            self._compare_dialog = dialog
+        return self._compare_dialog
+
+    def _compare_pair(self, a_id: int | None, b_id: int | None) -> None:
+        """Open the comparison of versions a and b (the versions list is read first)."""
+        d = self.compare_dialog()
+        self._compare_wanted = (a_id, b_id)
+        self.controller.refresh_versions()
+        d.show()
+        d.raise_()
+        d.activateWindow()
+
+    def _compare_from_stats(self) -> None:
+        """Compare the version in use with its parent (or the one before it)."""
+        versions = self.stats.snapshot.versions if self.stats.snapshot else []
+        current = self.controller.model_version_id
+        by_id = {v.id: v for v in versions}
+        b = current if current in by_id else (versions[0].id if versions else None)
+        a = by_id[b].parent_id if b in by_id else None
+        if a not in by_id:
+            older = [v.id for v in versions if v.id != b]
+            a = older[0] if older else None
+        self._compare_pair(a, b)
+
+    def _stats_version_chosen(self, version_id) -> None:
+        self.stats.set_busy(True)
+        self.controller.set_stats_version(version_id)
+
     # ==== database and statistics ====================================================================
     def _db_state(self, state: DatabaseState) -> None:
         self.db_label.setText(state.text)
@@ -582,6 +800,26 @@ class MainWindow(QMainWindow):
     def _export_done(self, path: str, rows: int) -> None:
         self.statusBar().showMessage(f"Exported {rows} prediction{'s' if rows != 1 else ''} to {path}", 6000)
 
+    def _export_dataset(self) -> None:
+        start = self.qsettings.value("files/dataset_dir", str(Path.home()), type=str)
+        path, chosen = QFileDialog.getSaveFileName(self, "Export your labelled drawings",
+                                                   str(Path(start) / "my-digits.npz"), DATASET_FILTERS)
+        if path:
+            target = dataset_export_path(path, chosen)
+            self.qsettings.setValue("files/dataset_dir", str(target.parent))
+            self.export_dataset(target)
+
+    def export_dataset(self, path: str | Path) -> None:
+        """What File → Export dataset… does after its file dialog."""
+        self.statusBar().showMessage("Exporting your labelled drawings…")
+        self.controller.export_dataset(path)
+
+    def _dataset_exported(self, files: list, n: int) -> None:
+        names = " and ".join(Path(f).name for f in files)
+        folder = Path(files[0]).parent if files else ""
+        self.statusBar().showMessage(f"Exported {n} labelled drawing{'s' if n != 1 else ''} to {names} "
+                                     f"(in {folder})", 8000)
+
     # ==== messages ===================================================================================
     def _open_box(self, box: QMessageBox) -> None:
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -610,8 +848,10 @@ class MainWindow(QMainWindow):
                 ("[ / ]", "Smaller / larger brush"),
                 ("Right mouse button, stylus eraser", "Erase"),
                 ("Ctrl+O", "Open an image file"),
-                ("Ctrl+E", "Export predictions to CSV"),
+                ("X", "Why this digit? (colour the pixels that decided)"),
+                ("Ctrl+E / Ctrl+Shift+E", "Export predictions to CSV / export your labelled drawings"),
                 ("Ctrl+T / Ctrl+L / Ctrl+I", "Train / load weights / about the model"),
+                ("Ctrl+Shift+I / Ctrl+Shift+V", "Improve with my corrections / model versions"),
                 ("Ctrl+1 / Ctrl+2, F5", "Draw tab / statistics tab, refresh"),
                 ("Ctrl+Q", "Quit")]
         text = "<table cellspacing=4>" + "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>"

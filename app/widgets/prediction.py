@@ -1,12 +1,17 @@
-"""The live prediction panel: the big digit, its confidence, the ten bars, the 28x28 input,
-and the feedback buttons.  It shows what it is told and emits what the user clicks."""
+"""The live prediction panel: the big digit, its confidence and the second-best guess, the
+ten bars, the 28x28 input (with the "Why this digit?" heat map when asked), and the
+feedback buttons.  It shows what it is told and emits what the user clicks."""
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton,
+                               QVBoxLayout, QWidget)
 
+from app.widgets import theme
 from app.widgets.cards import card
 from app.widgets.charts import PixelImage, ProbabilityChart
 
@@ -36,11 +41,16 @@ class PredictionPanel(QWidget):
         text_col.setSpacing(2)
         self.confidence_label = QLabel("")
         self.confidence_label.setObjectName("confidence")
+        self.runner_up_label = QLabel("")
+        self.runner_up_label.setObjectName("runnerUp")
+        self.runner_up_label.setTextFormat(Qt.TextFormat.RichText)
+        self.runner_up_label.setToolTip("The digit the network rates second, and its probability")
         self.detail_label = QLabel("")
         self.detail_label.setObjectName("hint")
         self.detail_label.setWordWrap(True)
         text_col.addStretch(1)
         text_col.addWidget(self.confidence_label)
+        text_col.addWidget(self.runner_up_label)
         text_col.addWidget(self.detail_label)
         text_col.addStretch(1)
         row.addLayout(text_col, 1)
@@ -50,10 +60,18 @@ class PredictionPanel(QWidget):
         seen = QVBoxLayout()
         seen.setSpacing(2)
         seen.addWidget(self.input_view, 0, Qt.AlignmentFlag.AlignHCenter)
-        seen_caption = QLabel("network input")
-        seen_caption.setObjectName("hint")
-        seen_caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        seen.addWidget(seen_caption)
+        self.seen_caption = QLabel("network input")
+        self.seen_caption.setObjectName("hint")
+        self.seen_caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.seen_caption.setTextFormat(Qt.TextFormat.RichText)
+        seen.addWidget(self.seen_caption)
+        #: The "Why this digit?" toggle; the main window gives it its action.
+        self.explain_button = QToolButton()
+        self.explain_button.setObjectName("explainButton")
+        self.explain_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.explain_button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.explain_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        seen.addWidget(self.explain_button)
         row.addLayout(seen)
         top_lay.addLayout(row)
 
@@ -101,13 +119,31 @@ class PredictionPanel(QWidget):
         self.correct_button.setEnabled(feedback)
         self.wrong_button.setEnabled(feedback)
 
+    def _clear_result(self) -> None:
+        self.runner_up_label.setText("")
+        self.runner_up_label.hide()
+        self.chart.clear_bars()
+        self.input_view.clear_image()
+        self._set_caption(None)
+
+    def _set_caption(self, digit: int | None) -> None:
+        if digit is None:
+            self.seen_caption.setText("network input")
+            self.seen_caption.setToolTip("")
+            return
+        self.seen_caption.setText(
+            f"<span style='color:rgb{theme.EVIDENCE_FOR}'>■</span> for {digit} "
+            f"<span style='color:rgb{theme.EVIDENCE_AGAINST}'>■</span> against")
+        self.seen_caption.setToolTip(
+            f"Gradient × input: the coloured pixels of the network input pushed its score "
+            f"for {digit} up (warm) or down (blue); the stronger the colour, the more")
+
     def show_loading(self, text: str = "Loading model…") -> None:
         self._digit = None
         self.digit_label.setText("…")
         self.confidence_label.setText(text)
         self.detail_label.setText("You can start drawing already.")
-        self.chart.clear_bars()
-        self.input_view.clear_image()
+        self._clear_result()
         self._set_state("loading", False)
 
     def show_idle(self) -> None:
@@ -115,8 +151,7 @@ class PredictionPanel(QWidget):
         self.digit_label.setText("")
         self.confidence_label.setText("Draw a digit")
         self.detail_label.setText("One digit, 0–9, as large as the box allows.")
-        self.chart.clear_bars()
-        self.input_view.clear_image()
+        self._clear_result()
         self._set_state("idle", False)
 
     def show_error(self, title: str, text: str) -> None:
@@ -124,25 +159,38 @@ class PredictionPanel(QWidget):
         self.digit_label.setText("?")
         self.confidence_label.setText(title)
         self.detail_label.setText(text)
-        self.chart.clear_bars()
-        self.input_view.clear_image()
+        self._clear_result()
         self._set_state("error", False)
 
     def show_prediction(self, digit: int, confidence: float, probabilities, image: np.ndarray | None,
-                        runner_up: tuple[int, float] | None = None) -> None:
+                        runner_up: tuple[int, float] | None = None, heat: np.ndarray | None = None) -> None:
+        """``heat``: the "Why this digit?" map (28x28 in [-1, 1]) to lay over the input."""
         self._digit = int(digit)
         self.digit_label.setText(str(digit))
         self.confidence_label.setText(f"{confidence * 100:.1f} % sure")
-        if runner_up is not None and runner_up[1] >= 0.01:
-            self.detail_label.setText(f"Next best: {runner_up[0]} ({runner_up[1] * 100:.1f} %)")
-        elif confidence < 0.5:
+        if runner_up is None:
+            order = np.argsort(np.asarray(probabilities))[::-1]
+            runner_up = (int(order[1]), float(probabilities[order[1]]))
+        self.runner_up_label.setText(f"Second guess: <b>{runner_up[0]}</b> · "
+                                     f"{html.escape(format_share(runner_up[1]))}")
+        self.runner_up_label.show()
+        if confidence < 0.5:
             self.detail_label.setText("Not sure: try drawing it larger or clearer.")
-        else:
+        elif runner_up[1] < 0.01:
             self.detail_label.setText("No other digit comes close.")
+        else:
+            self.detail_label.setText("")
         self.chart.set_probabilities(probabilities, digit)
-        self.input_view.set_array(image)
+        self.input_view.set_array(image, heat)
+        self._set_caption(digit if self.input_view.heat is not None else None)
         self._set_state("result", True)
 
     def set_feedback_enabled(self, enabled: bool) -> None:
         self.correct_button.setEnabled(enabled)
         self.wrong_button.setEnabled(enabled)
+
+
+def format_share(p: float) -> str:
+    """A probability for people: "12.3 %", "0.4 %", "< 0.1 %"."""
+    percent = float(p) * 100
+    return "< 0.1 %" if percent < 0.05 else f"{percent:.1f} %"

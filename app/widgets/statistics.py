@@ -1,6 +1,8 @@
 """The Statistics tab: accuracy, per-digit accuracy, the confusion matrix, accuracy over
 time and the recent predictions (with their 28x28 images; a true label can be corrected
-there).  It shows a ``StatsSnapshot`` it is given and emits what the user asks for."""
+there), of all model versions or of one (the "Model version" box); "Compare versions…"
+asks for two versions side by side.  It shows a ``StatsSnapshot`` it is given and emits
+what the user asks for."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QHBoxLayout, QHeaderView,
-                               QLabel, QPushButton, QStyledItemDelegate, QTableView, QVBoxLayout,
-                               QWidget)
+                               QLabel, QPushButton, QSizePolicy, QStyledItemDelegate, QTableView,
+                               QVBoxLayout, QWidget)
 
 from app.widgets import theme
 from app.widgets.charts import plain_plot
@@ -32,6 +34,7 @@ class HistoryItem:
     thumbnail: QImage | None  # the 28x28 image, decoded off the GUI thread
     source: str = "canvas"
     model_version: str | None = None
+    model_version_id: int | None = None
 
 
 @dataclass
@@ -46,11 +49,13 @@ class StatsSnapshot:
     confusion: list[list[int]] = field(default_factory=lambda: [[0] * 10 for _ in range(10)])
     per_day: list[dict] = field(default_factory=list)  # repository.accuracy_per_day()
     recent: list[HistoryItem] = field(default_factory=list)
+    versions: list = field(default_factory=list)  # app.controller.VersionRow, newest first
+    version_id: int | None = None  # the version these numbers are of (None: all)
 
 
 # ---- the history table -----------------------------------------------------------------------
 class HistoryModel(QAbstractTableModel):
-    COLUMNS = ("Image", "Predicted", "Confidence", "True label", "Time")
+    COLUMNS = ("Image", "Predicted", "Confidence", "True label", "Time", "Model")
     #: (uuid, label or None) when the user corrects a label in the table.
     labelEdited = Signal(str, object)
 
@@ -110,16 +115,19 @@ class HistoryModel(QAbstractTableModel):
                 return NO_LABEL if item.true_label is None else str(item.true_label)
             if col == 4:
                 return item.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+            if col == 5:
+                return NO_LABEL if item.model_version_id is None else f"#{item.model_version_id}"
         if role == Qt.ItemDataRole.EditRole and col == 3:
             return item.true_label
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (1, 2, 3):
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (1, 2, 3, 5):
             return int(Qt.AlignmentFlag.AlignCenter)
         if role == Qt.ItemDataRole.ForegroundRole and col == 3 and item.true_label is not None:
             return QColor(theme.GOOD if item.true_label == item.predicted else theme.BAD)
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == 3:
                 return "Double-click to correct the true label"
-            return f"{item.source}, model {item.model_version or '?'}\n{item.uuid}"
+            version = f"version #{item.model_version_id}" if item.model_version_id else "no recorded version"
+            return f"{item.source}, model {item.model_version or '?'} ({version})\n{item.uuid}"
         return None
 
     def setData(self, index, value, role=Qt.ItemDataRole.EditRole):
@@ -216,12 +224,47 @@ class ConfusionMatrix(pg.PlotWidget):
 class StatisticsTab(QWidget):
     refreshRequested = Signal()
     labelEdited = Signal(str, object)
+    #: The user picked a model version to show (None: all versions).
+    versionChosen = Signal(object)
+    #: "Compare versions…" was clicked.
+    compareRequested = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(12, 12, 12, 12)
         outer.setSpacing(10)
+
+        bar = QHBoxLayout()
+        bar.setSpacing(8)
+        version_label = QLabel("Model version:")
+        self.version_combo = QComboBox()
+        self.version_combo.setObjectName("versionFilter")
+        self.version_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.version_combo.setMinimumContentsLength(22)
+        self.version_combo.setToolTip("Show the predictions of all model versions, or only of one")
+        self.version_combo.addItem("All versions", None)
+        version_label.setBuddy(self.version_combo)
+        self.version_combo.activated.connect(self._version_activated)
+        self.compare_button = QPushButton(theme.icon("compare"), " Compare versions…")
+        self.compare_button.setToolTip("Two model versions side by side: their accuracy on your "
+                                       "labelled drawings, overall and per digit")
+        self.compare_button.setEnabled(False)
+        self.compare_button.clicked.connect(self.compareRequested)
+        self.state_label = QLabel("")
+        self.state_label.setObjectName("hint")
+        self.state_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        # It gives way when the window is narrow (the box and the buttons do not).
+        self.state_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.refresh_button = QPushButton(theme.icon("refresh"), " Refresh")
+        self.refresh_button.setToolTip("Read the statistics again from the database (F5)")
+        self.refresh_button.clicked.connect(self.refreshRequested)
+        bar.addWidget(version_label)
+        bar.addWidget(self.version_combo)
+        bar.addWidget(self.compare_button)
+        bar.addWidget(self.state_label, 1)
+        bar.addWidget(self.refresh_button)
+        outer.addLayout(bar)
 
         tiles = QHBoxLayout()
         tiles.setSpacing(10)
@@ -231,18 +274,6 @@ class StatisticsTab(QWidget):
         confused_card, self.confused_value, self.confused_caption = stat_tile("Most confused")
         for c in (acc_card, total_card, confused_card):
             tiles.addWidget(c, 1)
-        side = QVBoxLayout()
-        self.refresh_button = QPushButton(theme.icon("refresh"), " Refresh")
-        self.refresh_button.setToolTip("Read the statistics again from the database (F5)")
-        self.refresh_button.clicked.connect(self.refreshRequested)
-        self.state_label = QLabel("")
-        self.state_label.setObjectName("hint")
-        self.state_label.setWordWrap(True)
-        self.state_label.setMaximumWidth(220)
-        side.addWidget(self.refresh_button)
-        side.addWidget(self.state_label)
-        side.addStretch(1)
-        tiles.addLayout(side)
         outer.addLayout(tiles)
 
         charts = QGridLayout()
@@ -300,6 +331,7 @@ class StatisticsTab(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
+        header.setSectionResizeMode(5, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setColumnWidth(0, 60)
         self.table.setToolTip("Double-click a true label to correct it")
         hist_lay.addWidget(self.table)
@@ -316,9 +348,36 @@ class StatisticsTab(QWidget):
         self.refresh_button.setEnabled(True)
         self.state_label.setText(text)
 
+    def _version_activated(self, index: int) -> None:
+        self.versionChosen.emit(self.version_combo.itemData(index))
+
+    def selected_version(self) -> int | None:
+        return self.version_combo.currentData()
+
+    def select_version(self, version_id: int | None) -> None:
+        """Pick a version in the box as the user would (emits versionChosen)."""
+        index = 0 if version_id is None else self.version_combo.findData(version_id)
+        if index >= 0:
+            self.version_combo.setCurrentIndex(index)
+            self._version_activated(index)
+
+    def _set_versions(self, versions: list, selected: int | None) -> None:
+        combo = self.version_combo
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItem("All versions", None)
+        for v in versions:
+            combo.addItem(v.describe(), v.id)
+            tip = f"{v.arch}, {v.predictions} predictions, {v.labelled} labelled\n{v.path or ''}"
+            combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        combo.setCurrentIndex(0 if selected is None else max(0, combo.findData(selected)))
+        combo.blockSignals(False)
+        self.compare_button.setEnabled(len(versions) >= 2)
+
     def show_stats(self, s: StatsSnapshot) -> None:
         self.snapshot = s
         self.refresh_button.setEnabled(True)
+        self._set_versions(s.versions, s.version_id)
         self.state_label.setText(f"Updated {dt.datetime.now().strftime('%H:%M:%S')}")
         if s.accuracy is None:
             self.accuracy_value.setText("–")

@@ -20,15 +20,21 @@ BAR = "#c3cad8"
 GOOD = "#1f9d55"
 BAD = "#d64545"
 HEAT = [(244, 246, 250), (198, 219, 239), (107, 174, 214), (33, 113, 181), (8, 48, 107)]
+#: "Why this digit?": pixels that pushed the network towards its answer, and against it.
+EVIDENCE_FOR = (240, 90, 30)
+EVIDENCE_AGAINST = (40, 120, 255)
 
 
 def stylesheet() -> str:
+    """The bundled style sheet; ``@ICONS@`` in it stands for the icons folder (a style
+    sheet's relative urls would be relative to the working folder)."""
     path = paths.resources_dir() / "style.qss"
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         log.warning("stylesheet %s not read: %s", path, exc)
         return ""
+    return text.replace("@ICONS@", (paths.resources_dir() / "icons").as_posix())
 
 
 def icon(name: str) -> QIcon:
