@@ -150,7 +150,8 @@ def normalize(batch_uint8_or_float: torch.Tensor) -> torch.Tensor:
 
 def augment(x: torch.Tensor, gen: torch.Generator | None = None, strength: float = 1.0) -> torch.Tensor:
     """Random affine (rotation +-12 deg, scale +-12 %, shear +-0.15, shift +-2 px) and
-    stroke thickness (a quarter thicker, a quarter thinner) on a float batch in 0..1."""
+    stroke thickness (30 % thicker, a third of them much thicker; 15 % thinner) on a float
+    batch in 0..1."""
     n = x.shape[0]
     dev = x.device
 
@@ -170,10 +171,15 @@ def augment(x: torch.Tensor, gen: torch.Generator | None = None, strength: float
                          linear.transpose(1, 2)).view(n, x.shape[-2], x.shape[-1], 2)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
-    # Stroke thickness: dilate a quarter of the batch, thin another quarter.
+    # Stroke thickness: a pen much thicker (10 %), thicker (20 %) or thinner (15 %) than MNIST's.
     pick = torch.rand(n, device=dev, generator=gen)
-    thick = torch.nonzero(pick < 0.25).squeeze(1)
-    thin = torch.nonzero((pick >= 0.25) & (pick < 0.5)).squeeze(1)
+    much = torch.nonzero(pick < 0.1).squeeze(1)
+    thick = torch.nonzero((pick >= 0.1) & (pick < 0.3)).squeeze(1)
+    thin = torch.nonzero((pick >= 0.3) & (pick < 0.45)).squeeze(1)
+    if len(much):
+        xt = x[much]
+        xt = torch.maximum(xt, 0.85 * F.max_pool2d(xt, 3, stride=1, padding=1))
+        x[much] = torch.maximum(xt, 0.6 * F.max_pool2d(xt, 3, stride=1, padding=1))
     if len(thick):
         xt = x[thick]
         x[thick] = torch.maximum(xt, 0.7 * F.max_pool2d(xt, 3, stride=1, padding=1))
