@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=sorted(ARCHITECTURES), default=DEFAULT_ARCH,
                    help=f"network to train (default: {DEFAULT_ARCH}, the product's CNN)")
     p.add_argument("--preset", choices=["standard", "quick"], default=None,
-                   help="start from a named recipe (quick: 3 epochs, no augmentation, ~98.8%%); "
+                   help="start from a named recipe (quick: 2 epochs, no augmentation, ~99%%); "
                         "flags given explicitly still win")
     p.add_argument("--train-limit", type=int, default=None, metavar="N",
                    help="train on the first N training images only (quick trials)")

@@ -66,10 +66,10 @@ class TrainConfig:
 
 
 #: Named starting points for users: "standard" is the recipe of the shipped weights,
-#: "quick" reaches about 98.8 % in a few seconds an epoch (no augmentation).
+#: "quick" reaches about 99.0 % in two epochs of ~8 s each on 2 cores (no augmentation).
 PRESETS: dict[str, dict] = {
     "standard": {},
-    "quick": {"epochs": 3, "batch_size": 256, "learning_rate": 0.01, "augment": False},
+    "quick": {"epochs": 2, "batch_size": 256, "learning_rate": 0.01, "augment": False},
 }
 
 

@@ -68,7 +68,7 @@ class TrainingDialog(QDialog):
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.preset = QComboBox()
-        self.preset.addItem("Quick: 3 epochs, no augmentation (≈99 %)", "quick")
+        self.preset.addItem("Quick: 2 epochs, no augmentation (≈99 %)", "quick")
         self.preset.addItem("Standard: the shipped recipe, 15 epochs with augmentation", "standard")
         self.preset.setToolTip("A starting point; change any value below")
         form.addRow("Recipe:", self.preset)
