@@ -41,6 +41,7 @@ class PredictionPanel(QWidget):
         text_col.setSpacing(2)
         self.confidence_label = QLabel("")
         self.confidence_label.setObjectName("confidence")
+        self.confidence_label.setWordWrap(True)  # wraps rather than clips in a narrow window
         self.runner_up_label = QLabel("")
         self.runner_up_label.setObjectName("runnerUp")
         self.runner_up_label.setTextFormat(Qt.TextFormat.RichText)
