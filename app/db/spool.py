@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from app.db.records import PredictionRecord
+from app.fsutil import fsync_dir
 
 try:
     import fcntl
@@ -87,7 +88,7 @@ class Spool:
             finally:
                 os.close(fd)
             if new_file:
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
             self._count += 1
             self._counted_size = self.path.stat().st_size
 
@@ -229,15 +230,3 @@ class Spool:
             self._counted_size = 0
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a new file's name durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from app.fsutil import fsync_dir
 from app.ml.data import MEAN, STD
 from app.ml.model import ARCHITECTURES, build_model
 
@@ -68,24 +69,11 @@ def save(path: Path, model: nn.Module, arch: str, arch_kwargs: dict | None = Non
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes it private; weights are ordinary files
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return file_sha256(path)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def file_sha256(path: Path) -> str:
