@@ -10,7 +10,7 @@ ifneq ($(wildcard $(SHARED_MNIST)/train-images-idx3-ubyte.gz),)
 export MNIST_DIR ?= $(SHARED_MNIST)
 endif
 
-.PHONY: help venv system-deps run test test-fast lint-imports bench train package package-test clean
+.PHONY: help venv system-deps run test lint-imports bench train package package-test clean
 
 help:
 	@echo "make run      set up and start the desktop app (embedded PostgreSQL)"
@@ -29,9 +29,10 @@ $(VENV)/.stamp: requirements.txt requirements-dev.txt
 venv: $(VENV)/.stamp
 
 system-deps:
-	@bash scripts/system-deps.sh
+	@bash scripts/system-deps.sh test
 
 run: venv
+	@bash scripts/system-deps.sh run
 	$(PY) main.py
 
 test: venv system-deps

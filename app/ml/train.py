@@ -271,7 +271,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor,
             test_loss, test_correct, test_n = evaluate(model, test_x, test_y)
             history.append(EpochStats(epoch, loss_sum / seen, 100.0 * correct / seen, test_loss,
                                       100.0 * test_correct / max(test_n, 1), time.perf_counter() - start))
-        log.info("epoch %d: train loss %.4f, test loss %.4f, test accuracy %.2f%%", epoch,
+        log.debug("epoch %d: train loss %.4f, test loss %.4f, test accuracy %.2f%%", epoch,
                  history[-1].train_loss, history[-1].test_loss, history[-1].test_accuracy)
         if config.target_accuracy is not None and history[-1].test_accuracy >= config.target_accuracy:
             break
