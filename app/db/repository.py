@@ -664,17 +664,27 @@ class PredictionRepository:
                 raise
         raise AssertionError("unreachable")
 
+    def _try_online(self, work: Callable[[Any], T]) -> tuple[bool, T | None]:
+        """Run ``work`` on the server if it can be reached: (True, result), or (False, None).
+
+        Second round: the connection broke (e.g. the server restarted): reconnect now.
+        The caller holds the lock.
+        """
+        for force in (False, True):
+            if not self._ensure_online(force=force):
+                break
+            try:
+                return True, self._run(work)
+            except psycopg2.Error as exc:
+                self._lose_connection(exc)
+        return False, None
+
     def _write(self, online: Callable[[Any], T], offline: Callable[[], T]) -> T:
         with self._lock:
             self._check_open()
-            # Second round: the connection broke (e.g. the server restarted): reconnect now.
-            for force in (False, True):
-                if not self._ensure_online(force=force):
-                    break
-                try:
-                    return self._run(online)
-                except psycopg2.Error as exc:
-                    self._lose_connection(exc)
+            done, result = self._try_online(online)
+            if done:
+                return result
             if self._spool is None:
                 raise self._last_error or DatabaseUnavailable("The database is not reachable.")
             return offline()
@@ -682,13 +692,9 @@ class PredictionRepository:
     def _read(self, query: Callable[[Any], T]) -> T:
         with self._lock:
             self._check_open()
-            for force in (False, True):
-                if not self._ensure_online(force=force):
-                    break
-                try:
-                    return self._run(query)
-                except psycopg2.Error as exc:
-                    self._lose_connection(exc)
+            done, result = self._try_online(query)
+            if done:
+                return result
             error = self._last_error
             raise DatabaseUnavailable(
                 str(error) if error else f"The database at {self._target.where} is not reachable.",

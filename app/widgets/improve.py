@@ -10,11 +10,11 @@ Closing the dialog while it runs only hides it.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QDialog, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+from PySide6.QtWidgets import (QDialog, QGridLayout, QLabel, QProgressBar,
                                QVBoxLayout, QWidget)
 
 from app.widgets import theme
-from app.widgets.cards import card
+from app.widgets.cards import card, job_buttons
 from app.widgets.training import format_duration
 
 #: The keep rule, as app.ml.finetune.FinetuneConfig states it (shown to the user).
@@ -103,19 +103,9 @@ class ImproveDialog(QDialog):
         result_lay.addWidget(self.verdict)
         lay.addWidget(result_card)
 
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        self.start_button = QPushButton("Start")
-        self.start_button.setObjectName("primary")
-        self.start_button.setDefault(True)
-        self.start_button.setToolTip("Fine-tune on your labelled drawings (the app stays usable)")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.setToolTip("Stop; the current model stays in use")
-        self.close_button = QPushButton("Close")
-        self.close_button.setToolTip("Hide this window; a running fine-tuning goes on")
-        for b in (self.start_button, self.cancel_button, self.close_button):
-            buttons.addWidget(b)
+        buttons, self.start_button, self.cancel_button, self.close_button = job_buttons(
+            "Start", "Fine-tune on your labelled drawings (the app stays usable)", "Cancel",
+            "Hide this window; a running fine-tuning goes on")
         lay.addLayout(buttons)
         self.start_button.clicked.connect(self._start)
         self.cancel_button.clicked.connect(self._cancel)

@@ -14,10 +14,11 @@ import math
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFormLayout,
-                               QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
+                               QHBoxLayout, QLabel, QProgressBar, QSpinBox,
                                QVBoxLayout, QWidget)
 
 from app.widgets import theme
+from app.widgets.cards import job_buttons
 from app.widgets.charts import plain_plot
 
 TRAIN_IMAGES = 60000
@@ -145,20 +146,9 @@ class TrainingDialog(QDialog):
                                                  name="test")
         lay.addLayout(plots)
 
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        self.start_button = QPushButton("Start training")
-        self.start_button.setObjectName("primary")
-        self.start_button.setDefault(True)
-        self.start_button.setToolTip("Train with these settings (the app stays usable)")
-        self.cancel_button = QPushButton("Cancel training")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.setToolTip("Stop; the current model stays in use")
-        self.close_button = QPushButton("Close")
-        self.close_button.setToolTip("Hide this window; a running training goes on")
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.close_button)
+        buttons, self.start_button, self.cancel_button, self.close_button = job_buttons(
+            "Start training", "Train with these settings (the app stays usable)", "Cancel training",
+            "Hide this window; a running training goes on")
         lay.addLayout(buttons)
         self.start_button.clicked.connect(self._start)
         self.cancel_button.clicked.connect(self._cancel)

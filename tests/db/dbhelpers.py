@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timezone
 
 import numpy as np
+import psycopg2
 from PIL import Image
 
 from app.db.records import PredictionRecord
@@ -53,3 +54,14 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def fetch(url: str, query: str, params=None) -> list[tuple]:
+    """Rows of one query on a fresh connection (closed afterwards)."""
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query, params)
+            return cur.fetchall()
+    finally:
+        conn.close()

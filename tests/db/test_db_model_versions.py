@@ -11,7 +11,7 @@ import socket
 import numpy as np
 import psycopg2
 import pytest
-from dbhelpers import make_record, utc
+from dbhelpers import fetch, make_record, utc
 
 from app.db import DatabaseUnavailable, PredictionRepository, UnknownModelVersion
 from app.db.spool import Spool
@@ -33,16 +33,6 @@ def register(repo, tag: str, **fields) -> int:
                 metrics={"test_accuracy": 0.99})
     args.update(fields)
     return repo.register_model_version(**args)
-
-
-def fetch(url, query, params=None):
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(query, params)
-            return cur.fetchall()
-    finally:
-        conn.close()
 
 
 @pytest.fixture

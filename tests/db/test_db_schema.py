@@ -6,21 +6,11 @@ import shutil
 
 import psycopg2
 import pytest
-from dbhelpers import make_record, utc
+from dbhelpers import fetch, make_record, utc
 
 from app import paths
 from app.db import PredictionRepository, SchemaError
 from app.db import schema
-
-
-def fetch(url, query, params=None):
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(query, params)
-            return cur.fetchall()
-    finally:
-        conn.close()
 
 
 @pytest.fixture

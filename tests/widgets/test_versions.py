@@ -11,17 +11,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from tests.widgets.conftest import save_artifact
+from tests.db.dbhelpers import fetch
 from tests.widgets.helpers import draw_and_wait
 
 
 def query(db_url, sql, *args):
-    conn = psycopg2.connect(db_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall()
-    finally:
-        conn.close()
+    return fetch(db_url, sql, args)
 
 
 def other_weights(model_path: Path, folder: Path) -> Path:
