@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from app import paths
-from app.ml import checkpoint
+from app.ml import calibration, checkpoint
 from app.ml.preprocess import NothingDrawn, Prepared, prepare
 
 log = logging.getLogger(__name__)
@@ -20,16 +20,32 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Prediction:
+    """What the network reads in an image.
+
+    ``digit`` is its best guess (also for something that is not a digit), ``confidence``
+    the calibrated probability of that guess, ``probabilities`` all ten.  ``is_digit`` says
+    whether the image looks like a digit at all (letters, shapes and scribbles do not);
+    ``digit_score`` is the number behind it (higher: more like a digit).
+
+    It also unpacks as the three values ``digit, confidence, probabilities``.
+    """
+
     digit: int
     confidence: float
     probabilities: tuple[float, ...]  # 10 values summing to 1
     image: np.ndarray = field(repr=False)  # the 28x28 uint8 image the network saw
+    is_digit: bool = True
+    digit_score: float = float("nan")
 
     @property
     def runner_up(self) -> tuple[int, float]:
         """The second-best digit and its probability."""
         order = np.argsort(self.probabilities)[::-1]
         return int(order[1]), float(self.probabilities[order[1]])
+
+    def __iter__(self):
+        """``digit, confidence, probabilities = predictor.predict(image)``."""
+        return iter((self.digit, self.confidence, self.probabilities))
 
 
 class MNISTPredictor:
@@ -48,6 +64,12 @@ class MNISTPredictor:
         self.model_path = Path(model_path) if model_path is not None else paths.bundled_model_path()
         self._device = torch.device(device)
         self._loaded = checkpoint.load(self.model_path, self._device)
+        try:
+            self._calibration = calibration.Calibration.from_metadata(self._loaded.metadata)
+        except ValueError as exc:
+            raise checkpoint.ModelFileError(
+                f"Model file {self.model_path} has unusable calibration data ({exc}). "
+                f"Train it again or choose another weights file.") from exc
         self._lock = threading.Lock()
 
     # ---- information -------------------------------------------------------
@@ -66,6 +88,12 @@ class MNISTPredictor:
     @property
     def model(self) -> torch.nn.Module:
         return self._loaded.model
+
+    @property
+    def calibration(self) -> calibration.Calibration:
+        """Temperature and "is a digit" threshold from the weights file (defaults when the
+        file has none: temperature 1, every image counts as a digit)."""
+        return self._calibration
 
     # ---- prediction ----------------------------------------------------------
     def predict(self, x) -> Prediction:
@@ -95,13 +123,17 @@ class MNISTPredictor:
     def _run(self, prepared: list[Prepared]) -> list[Prediction]:
         batch = torch.from_numpy(np.stack([p.tensor_input for p in prepared])).to(self._device)
         with self._lock, torch.inference_mode():
-            probs = torch.softmax(self._loaded.model(batch).double(), dim=1).cpu().numpy()
+            logits = self._loaded.model(batch).double().cpu().numpy()
+        c = self._calibration
+        probs = calibration.softmax(logits, c.temperature)
+        scores = calibration.digit_score(logits, c)
         results = []
-        for p, row in zip(prepared, probs):
-            row = row / row.sum()
+        for p, row, score in zip(prepared, probs, scores):
             digit = int(row.argmax())
+            is_digit = c.digit_threshold is None or bool(score >= c.digit_threshold)
             results.append(Prediction(digit=digit, confidence=float(row[digit]),
-                                      probabilities=tuple(float(v) for v in row), image=p.as_uint8()))
+                                      probabilities=tuple(float(v) for v in row), image=p.as_uint8(),
+                                      is_digit=is_digit, digit_score=float(score)))
         return results
 
 

@@ -62,3 +62,30 @@ def save_samples(images: np.ndarray, labels: Sequence[int], probabilities: np.nd
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return path
+
+
+def save_reliability(rel: dict, path: Path, title: str = "Reliability on the MNIST test set") -> Path:
+    """The reliability diagram (app.ml.calibration.Reliability.to_dict()) as a PNG: per
+    confidence bin, how often the answer was right, against the diagonal of perfect
+    calibration; the bars' shade shows how many answers fell in the bin."""
+    edges = np.asarray(rel["edges"], float)
+    counts = np.asarray(rel["counts"], float)
+    acc = np.array([np.nan if v is None else v for v in rel["accuracy"]], float)
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig = Figure(figsize=(4.6, 4.2), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    share = counts / max(counts.sum(), 1)
+    colours = [(0.18, 0.44, 0.87, 0.25 + 0.75 * min(1.0, s * 5)) for s in share]
+    ax.bar(centres, np.nan_to_num(acc), width=edges[1] - edges[0], color=colours, edgecolor="white",
+           label="accuracy in the bin")
+    ax.plot([0, 1], [0, 1], "--", color="0.4", label="perfect calibration")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="share right",
+           title=f"{title}\nexpected calibration error {100 * rel['ece']:.2f} %")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path

@@ -23,7 +23,7 @@ from torch import nn
 
 import app
 from app.ml import checkpoint
-from app.ml.data import MEAN, MNIST, STD
+from app.ml.data import MEAN, MNIST, STD, MNISTSplit
 from app.ml.model import DEFAULT_ARCH, build_model
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,14 @@ class TrainConfig:
     train_limit: int | None = None  # use only the first N training images
     test_limit: int | None = None
     target_accuracy: float | None = None  # stop after the first epoch that reaches it (percent)
+    # Handwriting MNIST lacks, and what is not a digit (app/ml/sources.py says where from).
+    synthetic: int = 0  # synthetic digits in the training mix (0: MNIST only)
+    synthetic_share: float = 0.25  # of each batch, on top of the MNIST images
+    outliers: int = 0  # non-digit drawings for outlier exposure (0: none)
+    outlier_share: float = 0.25
+    outlier_weight: float = 0.5  # weight of the outlier loss (cross-entropy to uniform)
+    validation: int = 0  # MNIST training images held out to calibrate (0: none)
+    calibration: int = 0  # synthetic digits by other writers, also to calibrate
 
     def resolved_arch_kwargs(self) -> dict:
         return dict(DEFAULT_ARCH_KWARGS.get(self.arch, {}) if self.arch_kwargs is None else self.arch_kwargs)
@@ -63,6 +71,12 @@ class TrainConfig:
             raise ValueError("learning rate must be a positive number below 10")
         if self.schedule not in ("onecycle", "constant"):
             raise ValueError("schedule must be 'onecycle' or 'constant'")
+        for name in ("synthetic", "outliers", "validation", "calibration"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        for name in ("synthetic_share", "outlier_share", "outlier_weight"):
+            if not (0 <= getattr(self, name) <= 4):
+                raise ValueError(f"{name} must be between 0 and 4")
 
 
 #: Named starting points for users: "standard" is the recipe of the shipped weights,
@@ -71,6 +85,15 @@ PRESETS: dict[str, dict] = {
     "standard": {},
     "quick": {"epochs": 2, "batch_size": 256, "learning_rate": 0.01, "augment": False},
 }
+
+
+@dataclass
+class Extra:
+    """Training images beside MNIST: synthetic digits (with labels) and outliers."""
+
+    digits_x: torch.Tensor | None = None  # (N, 1, 28, 28) uint8
+    digits_y: torch.Tensor | None = None
+    outliers_x: torch.Tensor | None = None
 
 
 def preset(name: str, **overrides) -> TrainConfig:
@@ -116,6 +139,7 @@ class TrainResult:
     history: list[EpochStats]
     seconds: float
     device: str
+    calibration: dict | None = None  # see calibrate()
 
     @property
     def test_accuracy(self) -> float:
@@ -220,9 +244,15 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor,
         test_x: torch.Tensor, test_y: torch.Tensor, config: TrainConfig,
         progress: ProgressFn | None = None, should_cancel: CancelFn | None = None,
-        report_every: int = 20) -> list[EpochStats]:
-    """Train ``model`` in place on uint8 tensors; evaluate on the test tensors after every epoch."""
+        report_every: int = 20, extra: Extra | None = None) -> list[EpochStats]:
+    """Train ``model`` in place on uint8 tensors; evaluate on the test tensors after every epoch.
+
+    With ``extra``, each batch of MNIST images also gets ``synthetic_share`` x batch size
+    synthetic digits and ``outlier_share`` x batch size outliers, whose loss is the
+    cross-entropy to equal probabilities (outlier exposure), weighted ``outlier_weight``.
+    """
     config.validate()
+    extra = extra or Extra()
     device = train_x.device
     gen = torch.Generator(device=device)
     gen.manual_seed(config.seed)
@@ -234,6 +264,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor,
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=config.learning_rate, total_steps=config.epochs * batches, pct_start=0.25)
     history: list[EpochStats] = []
+    syn = _Cycler(extra.digits_x, extra.digits_y, round(config.batch_size * config.synthetic_share), gen)
+    outl = _Cycler(extra.outliers_x, None, round(config.batch_size * config.outlier_share), gen)
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -243,12 +275,23 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor,
             if should_cancel is not None and should_cancel():
                 raise TrainingCancelled("training cancelled")
             idx = order[b * config.batch_size:(b + 1) * config.batch_size]
-            x = train_x[idx].float().div_(255.0)
+            xs, ys = [train_x[idx]], [train_y[idx]]
+            if syn:
+                sx, sy = syn.next()
+                xs.append(sx)
+                ys.append(sy)
+            n_digits = sum(len(v) for v in ys)
+            if outl:
+                xs.append(outl.next()[0])
+            x = torch.cat(xs).float().div_(255.0)
             if config.augment:
                 x = augment(x, gen)
-            y = train_y[idx]
-            out = model((x - MEAN) / STD)
+            y = torch.cat(ys)
+            out_all = model((x - MEAN) / STD)
+            out = out_all[:n_digits]
             loss = F.cross_entropy(out, y)
+            if n_digits < len(out_all):  # outlier exposure: equal probabilities
+                loss = loss - config.outlier_weight * F.log_softmax(out_all[n_digits:], 1).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -279,6 +322,26 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor,
     return history
 
 
+class _Cycler:
+    """Batches of ``size`` from a tensor, reshuffled at each pass; falsy when empty."""
+
+    def __init__(self, x: torch.Tensor | None, y: torch.Tensor | None, size: int, gen: torch.Generator):
+        self.x, self.y, self.size, self.gen = x, y, size, gen
+        self.order: torch.Tensor | None = None
+        self.at = 0
+
+    def __bool__(self) -> bool:
+        return self.x is not None and len(self.x) > 0 and self.size > 0
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.order is None or self.at + self.size > len(self.order):
+            self.order = torch.randperm(len(self.x), device=self.x.device, generator=self.gen)
+            self.at = 0
+        idx = self.order[self.at:self.at + self.size]
+        self.at += self.size
+        return self.x[idx], (self.y[idx] if self.y is not None else None)
+
+
 def _progress(epoch: int, epochs: int, batch: int, batches: int, loss: float, acc: float,
               start: float, stats: EpochStats | None) -> TrainProgress:
     elapsed = time.perf_counter() - start
@@ -288,21 +351,85 @@ def _progress(epoch: int, epochs: int, batch: int, batches: int, loss: float, ac
 
 
 def train(config: TrainConfig, mnist: MNIST, progress: ProgressFn | None = None,
-          should_cancel: CancelFn | None = None, initial: nn.Module | None = None) -> TrainResult:
-    """Train a network (new, or ``initial`` to fine-tune) on MNIST with ``config``."""
+          should_cancel: CancelFn | None = None, initial: nn.Module | None = None,
+          cache_dir: Path | None = None, status: Callable[[str], None] | None = None) -> TrainResult:
+    """Train a network (new, or ``initial`` to fine-tune) on MNIST with ``config``.
+
+    With ``config.synthetic`` / ``outliers`` / ``calibration`` the synthetic sets are made
+    (or read from ``cache_dir``) first; ``status`` hears about that in words.  With a
+    validation or calibration set, the finished network is calibrated (temperature and
+    "is a digit" threshold: app/ml/calibration.py) and the result says how.
+    """
+    from app.ml import sources
+
     config.validate()
     torch.manual_seed(config.seed)
     device = pick_device(config.use_cuda)
     model = initial if initial is not None else build_model(config.arch, **config.resolved_arch_kwargs())
     model.to(device)
-    train_split = mnist.train.subset(config.train_limit)
+    data = sources.assemble(mnist, config.synthetic, config.outliers, config.calibration, config.seed,
+                            cache_dir, validation=config.validation, progress=status)
+    if should_cancel is not None and should_cancel():
+        raise TrainingCancelled("training cancelled")
+    train_split = data.mnist_train.subset(config.train_limit)
     test_split = mnist.test.subset(config.test_limit)
     train_x, train_y = to_tensors(train_split.images, train_split.labels, device)
     test_x, test_y = to_tensors(test_split.images, test_split.labels, device)
+    extra = Extra()
+    if data.synthetic is not None:
+        extra.digits_x, extra.digits_y = to_tensors(data.synthetic.images, data.synthetic.labels, device)
+    if data.outliers is not None:
+        extra.outliers_x = to_tensors(data.outliers.images, data.outliers.labels, device)[0]
     start = time.perf_counter()
-    history = fit(model, train_x, train_y, test_x, test_y, config, progress, should_cancel)
-    return TrainResult(model=model.cpu(), config=config, history=history,
-                       seconds=time.perf_counter() - start, device=str(device))
+    history = fit(model, train_x, train_y, test_x, test_y, config, progress, should_cancel, extra=extra)
+    model = model.cpu()
+    calibration = None
+    if len(data.mnist_validation) or data.calibration is not None:
+        if status:
+            status("Calibrating the confidence…")
+        calibration = calibrate(model, data, mnist.test.subset(config.test_limit))
+    return TrainResult(model=model, config=config, history=history,
+                       seconds=time.perf_counter() - start, device=str(device), calibration=calibration)
+
+
+@torch.inference_mode()
+def logits_of(model: nn.Module, images: np.ndarray, batch_size: int = 2000) -> np.ndarray:
+    """The network's logits for (N, 28, 28) uint8 images, as float64 numpy."""
+    was = model.training
+    model.eval()
+    x = torch.from_numpy(np.array(images, dtype=np.uint8, copy=True)).unsqueeze(1)
+    out = [model(normalize(x[i:i + batch_size])).double() for i in range(0, len(x), batch_size)]
+    model.train(was)
+    return torch.cat(out).numpy() if out else np.zeros((0, 10))
+
+
+def calibrate(model: nn.Module, data, test: MNISTSplit) -> dict:
+    """Fit the temperature on the held-out digits (MNIST validation images and the
+    calibration writers' synthetic digits), choose the "is a digit" threshold, and
+    measure the calibration on the MNIST test set (for people; nothing is fitted on it)."""
+    from app.ml import calibration as cal
+
+    parts = [(data.mnist_validation.images, data.mnist_validation.labels)]
+    if data.calibration is not None:
+        parts.append((data.calibration.images, data.calibration.labels))
+    logits = [logits_of(model, x) for x, _ in parts]
+    temperature = cal.fit_temperature(np.concatenate(logits), np.concatenate([y for _, y in parts]))
+    c = cal.Calibration(temperature=temperature)
+    scores = cal.digit_score(logits[0], c)
+    threshold = cal.threshold_for(scores, cal.DIGIT_ACCEPT)
+    c = cal.Calibration(temperature=temperature, digit_threshold=threshold, score=c.score)
+    test_logits = logits_of(model, test.images)
+    probs = cal.softmax(test_logits, temperature)
+    rel = cal.reliability(probs.max(1), probs.argmax(1) == test.labels)
+    report = {**c.to_dict(),
+              "validation_images": int(sum(len(y) for _, y in parts)),
+              "test_ece": round(rel.ece, 6),
+              "test_reliability": rel.to_dict(),
+              "test_digit_accept": round(float((cal.digit_score(test_logits, c) >= threshold).mean()), 6)}
+    if data.calibration is not None:
+        report["calibration_digit_accept"] = round(float((cal.digit_score(logits[1], c) >= threshold).mean()), 6)
+    log.info("calibrated: temperature %.3f, test ECE %.2f%%", temperature, 100 * rel.ece)
+    return report
 
 
 def metadata_for(result: TrainResult, mnist: MNIST, **extra) -> dict:
@@ -317,7 +444,7 @@ def metadata_for(result: TrainResult, mnist: MNIST, **extra) -> dict:
         "augment": cfg.augment,
         "seed": cfg.seed,
         "device": result.device,
-        "train_samples": len(mnist.train.subset(cfg.train_limit)),
+        "train_samples": min(len(mnist.train) - cfg.validation, cfg.train_limit or len(mnist.train)),
         "test_samples": len(mnist.test.subset(cfg.test_limit)),
         "test_accuracy": round(result.test_accuracy, 4),
         "test_loss": round(result.test_loss, 6),
@@ -325,6 +452,12 @@ def metadata_for(result: TrainResult, mnist: MNIST, **extra) -> dict:
         "data_md5": dict(mnist.md5s),
         "history": [asdict(h) for h in result.history],
     }
+    if cfg.synthetic or cfg.outliers:
+        meta["training_data"] = {"mnist_train": len(mnist.train) - cfg.validation, "synthetic_digits": cfg.synthetic,
+                                 "non_digits": cfg.outliers, "validation": cfg.validation,
+                                 "calibration_digits": cfg.calibration}
+    if result.calibration is not None:
+        meta["calibration"] = dict(result.calibration)
     meta.update(extra)
     return meta
 
