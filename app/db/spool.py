@@ -352,7 +352,8 @@ class Spool:
         data = (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.fchmod(fd, 0o600)  # also a file an older release made 0644
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o600)  # also a file an older release made 0644
             os.write(fd, data)
             os.fsync(fd)
         finally:
