@@ -84,14 +84,14 @@ class SpoolReplayer:
     def __call__(self) -> bool:
         session = self._session
         try:
-            result = session.spool.replay(self._apply)
+            result = session.spools.spool.replay(self._apply)
         except psycopg2.Error as exc:
             if session.is_server_trouble(exc):
                 session.lose_connection(exc)
                 return False
             raise session.translate(exc) from exc
         except OSError as exc:
-            raise DatabaseError(f"The offline spool {session.spool_dir} cannot be updated: "
+            raise DatabaseError(f"The offline spool {session.spools.directory} cannot be updated: "
                                 f"{exc.strerror or exc}. What it holds stays there.") from exc
         if result.sent or result.rejected:
             log.info("Sent %d spooled writes (%d drawings) to the database%s", result.sent,

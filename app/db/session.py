@@ -77,59 +77,7 @@ class DbSession:
         self.sent_drawings = 0
         # Set by the writer: sends the spool; False when the connection broke meanwhile.
         self.replay: Callable[[], bool] = lambda: True
-        self.spool_dir = Path(spool_dir) if spool_dir is not None else None
-        self.spool: Spool | None = None
-        self.spool_problem: str | None = None
-        self._next_spool_attempt = 0.0
-        self._open_spool()
-
-    # ---- the spool ------------------------------------------------------------------
-    def _open_spool(self) -> bool:
-        if self.spool_dir is None or self.spool is not None:
-            return self.spool is not None
-        try:
-            self.spool = Spool(self.spool_dir)
-        except OSError as exc:
-            problem = (f"The offline spool folder {self.spool_dir} cannot be used "
-                       f"({exc.strerror or exc}): while the database is unreachable, new "
-                       f"drawings cannot be kept. Fix MNIST_DATA_HOME (the per-user data "
-                       f"folder) or the folder's permissions.")
-            if problem != self.spool_problem:
-                log.warning("%s", problem)
-            self.spool_problem = problem
-            self._next_spool_attempt = time.monotonic() + self._retry_interval
-            return False
-        if self.spool_problem is not None:
-            log.info("The offline spool folder %s works again", self.spool_dir)
-        self.spool_problem = None
-        return True
-
-    def spool_for_write(self) -> Spool:
-        """The spool, for a write the server cannot take now; or DatabaseUnavailable
-        saying that the write is lost."""
-        if self.spool is None and self.spool_dir is not None \
-                and time.monotonic() >= self._next_spool_attempt:
-            self._open_spool()
-        if self.spool is not None:
-            return self.spool
-        reason = str(self.last_error) if self.last_error else "The database is not reachable."
-        if self.spool_problem is None:  # no spool configured
-            raise self.last_error or DatabaseUnavailable(reason)
-        raise DatabaseUnavailable(f"{reason} {self.spool_problem} This write was not saved.",
-                                  setting="MNIST_DATA_HOME")
-
-    def spooled(self, method, *args) -> None:
-        """Call a Spool method; an OSError (disk full, ...) becomes a clear DatabaseError."""
-        try:
-            method(*args)
-        except OSError as exc:
-            raise DatabaseError(
-                f"The database is offline ({self.last_error}) and the offline spool "
-                f"{self.spool_dir} cannot be written: {exc.strerror or exc}. "
-                f"Nothing was saved.") from exc
-
-    def pending(self) -> int:
-        return len(self.spool) if self.spool is not None else 0
+        self.spools = SpoolAccess(spool_dir, retry_interval)
 
     # ---- connecting -----------------------------------------------------------------
     def check_open(self) -> None:
@@ -149,10 +97,8 @@ class DbSession:
                 return False
             if not self._connect():
                 return False
-        if self.spool is None and self.spool_dir is not None \
-                and time.monotonic() >= self._next_spool_attempt:
-            self._open_spool()  # a spool folder that became usable: it may hold writes
-        if self.spool is not None and len(self.spool):
+        spool = self.spools.usable()  # (a folder that became usable may hold writes)
+        if spool is not None and len(spool):
             return self.replay()
         return True
 
@@ -324,26 +270,19 @@ class DbSession:
 
     def translate(self, exc: psycopg2.Error) -> DatabaseError:
         """A psycopg2 error (not a lost connection) as a message for people."""
-        first_line = self.first_line(exc)
-        if isinstance(exc, (psycopg2.errors.CheckViolation, psycopg2.errors.NotNullViolation,
-                            psycopg2.DataError)):
-            constraint = getattr(exc.diag, "constraint_name", None)
-            what = f" ({constraint})" if constraint else ""
-            return InvalidRecord(f"The database refused a value{what}: {first_line}. "
-                                 f"Nothing was written.")
-        return DatabaseError(f"Database error: {first_line}")
+        return translate(exc, self.first_line(exc))
 
     # ---- state ---------------------------------------------------------------------------------
     def status(self) -> DbStatus:
         """Online or not, how many writes wait, where.  Never blocks on I/O to the server."""
         conn = self.conn
         online = conn is not None and not conn.closed and not self.closed
-        spool = self.spool
+        spool = self.spools.spool
         pending = spool.pending_nowait() if spool is not None else 0
         error = self.last_error
         message = None if online else (str(error) if error else "Not connected.")
         return DbStatus(online=online, pending=pending, where=self.where, message=message,
-                        drawings_sent=self.sent_drawings, warning=self.spool_problem)
+                        drawings_sent=self.sent_drawings, warning=self.spools.problem)
 
     def close(self) -> None:
         """Close the connection (what waits in the spool stays there for the next start)."""
@@ -352,3 +291,73 @@ class DbSession:
             conn, self.conn = self.conn, None
             if conn is not None and not conn.closed:
                 conn.close()
+
+
+def translate(exc: psycopg2.Error, first_line: str) -> DatabaseError:
+    """A psycopg2 error (not a lost connection), whose first line (redacted) is
+    ``first_line``, as a message for people."""
+    if isinstance(exc, (psycopg2.errors.CheckViolation, psycopg2.errors.NotNullViolation,
+                        psycopg2.DataError)):
+        constraint = getattr(exc.diag, "constraint_name", None)
+        what = f" ({constraint})" if constraint else ""
+        return InvalidRecord(f"The database refused a value{what}: {first_line}. "
+                             f"Nothing was written.")
+    return DatabaseError(f"Database error: {first_line}")
+
+
+class SpoolAccess:
+    """The offline spool, opened when its folder can be used; when it cannot, the
+    database still works online and `problem` says that offline writes cannot be kept.
+    Opening is tried again at most every ``retry_interval`` seconds."""
+
+    def __init__(self, directory: str | os.PathLike | None, retry_interval: float):
+        self.directory = Path(directory) if directory is not None else None
+        self.spool: Spool | None = None
+        self.problem: str | None = None
+        self._retry_interval = retry_interval
+        self._next_attempt = 0.0
+        self.usable()
+
+    def usable(self) -> Spool | None:
+        """The spool, opening it if it is not open yet (and it is time to try)."""
+        if self.spool is not None or self.directory is None \
+                or time.monotonic() < self._next_attempt:
+            return self.spool
+        try:
+            self.spool = Spool(self.directory)
+        except OSError as exc:
+            problem = (f"The offline spool folder {self.directory} cannot be used "
+                       f"({exc.strerror or exc}): while the database is unreachable, new "
+                       f"drawings cannot be kept. Fix MNIST_DATA_HOME (the per-user data "
+                       f"folder) or the folder's permissions.")
+            if problem != self.problem:
+                log.warning("%s", problem)
+            self.problem = problem
+            self._next_attempt = time.monotonic() + self._retry_interval
+            return None
+        if self.problem is not None:
+            log.info("The offline spool folder %s works again", self.directory)
+        self.problem = None
+        return self.spool
+
+    def for_write(self, last_error: DatabaseError | None) -> Spool:
+        """The spool, for a write the server cannot take now; or DatabaseUnavailable
+        saying that the write is lost."""
+        spool = self.usable()
+        if spool is not None:
+            return spool
+        reason = str(last_error) if last_error else "The database is not reachable."
+        if self.problem is None:  # no spool configured
+            raise last_error or DatabaseUnavailable(reason)
+        raise DatabaseUnavailable(f"{reason} {self.problem} This write was not saved.",
+                                  setting="MNIST_DATA_HOME")
+
+    def write(self, method, *args, last_error: DatabaseError | None = None) -> None:
+        """Call a Spool method; an OSError (disk full, ...) becomes a clear DatabaseError."""
+        try:
+            method(*args)
+        except OSError as exc:
+            raise DatabaseError(
+                f"The database is offline ({last_error}) and the offline spool "
+                f"{self.directory} cannot be written: {exc.strerror or exc}. "
+                f"Nothing was saved.") from exc

@@ -73,9 +73,10 @@ class PredictionWriter:
             return record.uuid
 
         def offline() -> str:
-            spool = self._session.spool_for_write()
+            session = self._session
+            spool = session.spools.for_write(session.last_error)
             sha = spec.sha256 if spec is not None else self._versions.sha_of(record.model_version_id)
-            self._session.spooled(spool.add_record, record, sha, spec)
+            session.spools.write(spool.add_record, record, sha, spec, last_error=session.last_error)
             log.info("Offline: prediction %s spooled (%d waiting)", record.uuid, len(spool))
             return record.uuid
 
@@ -103,8 +104,9 @@ class PredictionWriter:
                     raise UnknownPrediction(f"There is no prediction {uuid} in the database.")
 
         def offline() -> None:
-            spool = self._session.spool_for_write()
-            self._session.spooled(spool.add_label, uuid, label, at)
+            session = self._session
+            spool = session.spools.for_write(session.last_error)
+            session.spools.write(spool.add_label, uuid, label, at, last_error=session.last_error)
             log.info("Offline: label of %s spooled", uuid)
 
         self._session.write(online, offline)
