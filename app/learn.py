@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from app.fsutil import fsync_dir
 from app.ml import checkpoint
 from app.ml.data import MNIST, MNISTSplit, write_idx
 from app.ml.finetune import FinetuneConfig, FinetuneReport, finetune
@@ -113,18 +116,58 @@ def register_version(repo, path: Path, sha256: str, arch: str, metadata: dict, p
 def export_dataset(repo, path: Path) -> int:
     """The user's labelled drawings as ``.npz`` (images, labels, uuids) or as MNIST-style
     IDX files: ``name-images-idx3-ubyte(.gz)`` and ``name-labels-idx1-ubyte(.gz)``.
-    Returns the number of drawings."""
+    Returns the number of drawings.  See `save_dataset`."""
     data = user_dataset(repo)
+    save_dataset(data, path)
+    return len(data)
+
+
+def dataset_files(path: Path) -> list[Path]:
+    """The files `save_dataset` writes for ``path``."""
     path = Path(path)
     if path.suffix == ".npz":
-        np.savez_compressed(path, images=data.images, labels=data.labels.astype(np.uint8),
-                            uuids=np.array(data.keys))
-    else:
-        gz = ".gz" if path.name.endswith(".gz") else ""
-        stem = path.name.removesuffix(".gz").removesuffix(".idx")
-        write_idx(path.with_name(f"{stem}-images-idx3-ubyte{gz}"), data.images)
-        write_idx(path.with_name(f"{stem}-labels-idx1-ubyte{gz}"), data.labels.astype(np.uint8))
-    return len(data)
+        return [path]
+    gz = ".gz" if path.name.endswith(".gz") else ""
+    stem = path.name.removesuffix(".gz").removesuffix(".idx")
+    return [path.with_name(f"{stem}-images-idx3-ubyte{gz}"),
+            path.with_name(f"{stem}-labels-idx1-ubyte{gz}")]
+
+
+def save_dataset(data: UserDataset, path: Path) -> list[Path]:
+    """Write ``data`` to ``path`` (.npz, or the two IDX files); return the files written.
+
+    Each file is written to a temporary file in the same folder, flushed to disk, and only
+    then renamed over the target: a crash or kill while writing leaves the previous export
+    as it was (at worst a hidden ``.name.*.tmp`` file beside it), never a cut file.
+    """
+    targets = dataset_files(path)
+    temps: list[Path] = []
+    try:
+        for target in targets:
+            gz = ".gz" if target.name.endswith(".gz") else ""
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{gz}",
+                                       dir=target.parent)
+            os.close(fd)
+            temps.append(Path(tmp))
+        if len(targets) == 1:
+            with open(temps[0], "wb") as f:
+                np.savez_compressed(f, images=data.images, labels=data.labels.astype(np.uint8),
+                                    uuids=np.array(data.keys))
+        else:
+            write_idx(temps[0], data.images)
+            write_idx(temps[1], data.labels.astype(np.uint8))
+        for tmp in temps:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        for tmp, target in zip(temps, targets):
+            os.chmod(tmp, 0o644)  # (mkstemp makes 0600; a plain open would give this)
+            os.replace(tmp, target)
+        fsync_dir(targets[0].parent)
+    except BaseException:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+    return targets
 
 
 def finetune_cli(settings, args, model_path: Path) -> int:

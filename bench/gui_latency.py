@@ -115,6 +115,7 @@ def main() -> int:
     from app.widgets.main_window import MainWindow
 
     tmp = Path(tempfile.mkdtemp(prefix="gui-bench-"))
+    tmp.chmod(0o711)  # as root, the embedded server's user must traverse it to reach tmp/home
     base = Settings.load()
     data_dir = args.data_dir or base.mnist_dir
     shared = REPO.parent / "shared" / "data" / "mnist"

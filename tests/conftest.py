@@ -11,6 +11,9 @@ Servers
                       elsewhere.  Tests that use it skip when /usr/lib/postgresql is absent.
     scratch_pgdata    session: a data folder (cluster made once) for tests that start,
                       kill and stop embedded servers themselves.
+Embedded servers live in folders of their own in the system temp folder, not in pytest's
+(which is private to root when we are root: the server's user could not reach it, and
+the app changes no permission above its data folder).
 
 Databases (function scope: a fresh, empty database per test, dropped afterwards; the
 repository applies the schema when it connects)
@@ -85,15 +88,21 @@ def _remove_later(folder: Path) -> None:
 
 
 # ---- the embedded server -------------------------------------------------------------
+def server_folder(name: str) -> Path:
+    """A new folder for an embedded server's data folder: in the system temp folder."""
+    return Path(tempfile.mkdtemp(prefix=f"mnist-{name}-"))
+
+
 @pytest.fixture(scope="session")
-def embedded_pg(tmp_path_factory):
+def embedded_pg():
     """A started EmbeddedServer (cleanup_mode="delete"); ``.admin_url``, ``.url_for(db)``."""
-    server = EmbeddedServer(tmp_path_factory.mktemp("embedded-pg") / "data",
-                            cleanup_mode="delete")
+    root = server_folder("embedded-pg")
+    server = EmbeddedServer(root / "data", cleanup_mode="delete")
     server.start()
     _tune_for_tests(server.admin_url)
     yield server
     server.stop()
+    _remove_later(root)
 
 
 @pytest.fixture
@@ -105,12 +114,12 @@ def db_url(embedded_pg):
 
 
 @pytest.fixture(scope="session")
-def scratch_pgdata(tmp_path_factory):
+def scratch_pgdata():
     """A data folder with a cluster already made, not running: tests start and stop it.
 
     It is ``<root>/postgres``, where the app keeps it: MNIST_DATA_HOME=<root> uses it.
     """
-    root = tmp_path_factory.mktemp("scratch-pg")
+    root = server_folder("scratch-pg")
     pgdata = root / "postgres"
     server = EmbeddedServer(pgdata, cleanup_mode="stop")
     server.start()

@@ -1,18 +1,15 @@
 """Errors of the database layer, with messages for people.
 
 A connection error from libpq ("password authentication failed for user ...") becomes a
-`DatabaseError` whose message says what happened and which setting to fix, e.g.
-"Wrong password for user 'app' on 127.0.0.1:5432. Fix DB_PASSWORD (or DATABASE_URL) in .env."
+`DatabaseError` whose message says what happened and which setting to fix, and where
+that setting was made, e.g. "Wrong password for user 'app' on 127.0.0.1:5432. Fix
+DB_PASSWORD (set in /home/me/app/.env)."  The target is an app.db.params.ConnectionParams;
+every text taken from libpq goes through its `redact`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from urllib.parse import urlsplit
-
-import psycopg2
-import psycopg2.extensions
 
 
 class DatabaseError(Exception):
@@ -52,58 +49,6 @@ class SchemaError(DatabaseError):
     """The schema could not be applied or migrated."""
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where a connection goes, for messages: ``where`` is shown, ``via`` picks the setting names.
-
-    via: "embedded" (our own server), "params" (DB_HOST, DB_PORT, ...), "url" (DATABASE_URL).
-    """
-
-    where: str
-    host: str | None = None
-    port: str | None = None
-    user: str | None = None
-    dbname: str | None = None
-    via: str = "url"
-
-    @classmethod
-    def from_url(cls, url: str, via: str = "url") -> "Target":
-        try:
-            p = psycopg2.extensions.parse_dsn(url)
-        except psycopg2.ProgrammingError:
-            p = {}
-        host = p.get("host")
-        port = p.get("port")
-        if via == "embedded":
-            where = "embedded"
-        elif not host or host.startswith("/"):
-            where = "local socket" + (f" {host}" if host else "")
-        else:
-            where = f"{host}:{port}" if port else host
-        return cls(where=where, host=host, port=port, user=p.get("user"),
-                   dbname=p.get("dbname"), via=via)
-
-    def setting(self, name: str) -> str:
-        """The words for "fix this": ``name`` is one of HOST, PORT, NAME, USER, PASSWORD."""
-        if self.via == "embedded":
-            return "MNIST_DATA_HOME (or set DATABASE_URL to use another server)"
-        if self.via == "params":
-            return f"DB_{name} in .env or the environment"
-        return f"DB_{name} (or DATABASE_URL) in .env"
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
-
-
 _PATTERNS: list[tuple[re.Pattern, type[DatabaseError], str, str]] = [
     (re.compile(r'password authentication failed for user "(?P<v>[^"]*)"'),
      DatabaseConfigError, "PASSWORD", "Wrong password for user '{v}' on {where}."),
@@ -133,9 +78,12 @@ _PATTERNS: list[tuple[re.Pattern, type[DatabaseError], str, str]] = [
 ]
 
 
-def describe_connect_error(exc: BaseException, target: Target) -> DatabaseError:
-    """Turn a psycopg2 connection error into a `DatabaseError` with a message for people."""
-    text = str(exc).strip()
+def describe_connect_error(exc: BaseException, target) -> DatabaseError:
+    """Turn a psycopg2 connection error into a `DatabaseError` with a message for people.
+
+    ``target``: the ConnectionParams of the attempt (where, user, via, setting, redact).
+    """
+    text = target.redact(str(exc).strip())
     for pattern, kind, setting_name, template in _PATTERNS:
         m = pattern.search(text)
         if not m:
@@ -153,5 +101,9 @@ def describe_connect_error(exc: BaseException, target: Target) -> DatabaseError:
             message += f" Fix {setting}."
         return kind(message, setting=setting)
     first_line = text.splitlines()[0] if text else type(exc).__name__
-    return DatabaseUnavailable(f"Cannot connect to the database at {target.where}: {first_line}",
-                               setting=target.setting("HOST") if target.via != "embedded" else None)
+    message = f"Cannot connect to the database at {target.where}: {first_line}"
+    if target.via == "embedded":
+        return DatabaseUnavailable(message, setting=None)
+    setting = target.setting("HOST")
+    return DatabaseUnavailable(f"{message} If the server is elsewhere, fix {setting}.",
+                               setting=setting)

@@ -131,6 +131,55 @@ class ModelVersionSpec:
                    kind=kind, name=_short_text(name, "name", optional=True))
 
 
+@dataclass(frozen=True)
+class VersionSpec:
+    """A model version known by its weights: what `PredictionRepository.log` takes as
+    ``version=`` when the version may not be registered yet (e.g. the database was
+    offline when the model was loaded).  The database registers it the first time it
+    sees it (also when a spooled prediction is replayed) and stores the prediction with
+    the version's id.
+
+    sha256: hex SHA-256 of the weights file (the version's identity); path, arch,
+    metrics, kind, name: as `register_model_version` takes them; parent_sha256: the
+    weights it was fine-tuned from (linked when that version is known), or None.
+    """
+
+    sha256: str
+    path: str
+    arch: str
+    metrics: dict = field(default_factory=dict)
+    kind: str = "trained"
+    parent_sha256: str | None = None
+    name: str | None = None
+
+    def checked(self) -> "VersionSpec":
+        """The normalised spec, or ValueError naming the first bad field."""
+        base = ModelVersionSpec.check(sha256=self.sha256, path=self.path, arch=self.arch,
+                                      metrics=self.metrics, parent_id=None, kind=self.kind,
+                                      name=self.name)
+        parent = None if self.parent_sha256 is None else check_sha256(self.parent_sha256)
+        return VersionSpec(sha256=base.sha256, path=base.path, arch=base.arch,
+                           metrics=json.loads(base.metrics_json), kind=base.kind,
+                           parent_sha256=parent, name=base.name)
+
+    def registration(self, parent_id: int | None) -> ModelVersionSpec:
+        """The arguments of a registration, with the parent's id in this database."""
+        return ModelVersionSpec.check(sha256=self.sha256, path=self.path, arch=self.arch,
+                                      metrics=self.metrics, parent_id=parent_id,
+                                      kind=self.kind, name=self.name)
+
+    def to_json(self) -> dict:
+        return {"sha256": self.sha256, "path": self.path, "arch": self.arch,
+                "metrics": self.metrics, "kind": self.kind,
+                "parent_sha256": self.parent_sha256, "name": self.name}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "VersionSpec":
+        return cls(sha256=d["sha256"], path=d["path"], arch=d["arch"],
+                   metrics=d.get("metrics") or {}, kind=d.get("kind", "trained"),
+                   parent_sha256=d.get("parent_sha256"), name=d.get("name")).checked()
+
+
 @dataclass
 class PredictionRecord:
     """One prediction, as the app logs it.  `validate()` before anything is sent or spooled.
@@ -309,13 +358,20 @@ class DbStatus:
     """What the GUI shows: "online" or "offline, N waiting", and where the data goes.
 
     where: "embedded", "host:port" or "local socket ...".  message: why it is offline (a
-    sentence naming the setting to fix), or None when online.
+    sentence naming the setting to fix), or None when online.  drawings_sent: how many
+    drawings (predictions, not label changes) waiting in the spool have been sent to the
+    database since the repository was opened; it only grows, so a change between two
+    statuses is the number just sent ("3 drawings sent").  warning: a problem that does
+    not stop the database, e.g. that the offline spool cannot be used (offline writes
+    would then be lost), or None.
     """
 
     online: bool
     pending: int
     where: str
     message: str | None = None
+    drawings_sent: int = 0
+    warning: str | None = None
 
     def __str__(self) -> str:
         state = "online" if self.online else "offline"

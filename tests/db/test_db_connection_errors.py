@@ -156,6 +156,14 @@ def test_unusable_data_folder_names_mnist_data_home(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the data folder should be")
     with pytest.raises(DatabaseError, match="MNIST_DATA_HOME"):
-        open_database(settings_for(tmp_path, MNIST_DATA_HOME=str(blocker)))
+        open_database(settings_for(tmp_path, MNIST_DATA_HOME=str(blocker)), offline_ok=False)
+    repo, server = open_database(settings_for(tmp_path, MNIST_DATA_HOME=str(blocker)))
+    status = repo.status()
+    assert not status.online and "MNIST_DATA_HOME" in status.message
+    assert "cannot be kept" in status.warning
+    with pytest.raises(DatabaseUnavailable, match="not saved"):
+        repo.log(make_record())
+    repo.close()
+    server.stop()
     with pytest.raises(EmbeddedServerError, match="MNIST_DATA_HOME"):
         EmbeddedServer(blocker / "postgres").start()

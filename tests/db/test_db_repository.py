@@ -363,3 +363,24 @@ def test_concurrent_threads_share_one_repository(repo):
     assert errors == []
     acc = repo.accuracy()
     assert (acc["total"], acc["labelled"]) == (100, 20)
+
+
+FORMULAS = ['=HYPERLINK("http://evil.example","click")', "+1+1", "-2+3", "@SUM(A1:A2)",
+            "\t=1", "\r=1"]
+
+
+def test_export_csv_defuses_formulas_in_text_cells(repo, tmp_path):
+    uuids = {repo.log(make_record(3, 0.9, seed=i, model_version=text)): text
+             for i, text in enumerate([*FORMULAS, "v1 = ok", "plain"])}
+    out = tmp_path / "export.csv"
+    repo.export_csv(out)
+    with open(out, newline="") as f:
+        rows = {r["uuid"]: r for r in csv.DictReader(f)}
+    for uuid, text in uuids.items():
+        cell = rows[uuid]["model_version"]
+        if text in FORMULAS:
+            assert cell == "'" + text  # a spreadsheet shows it as text
+        else:
+            assert cell == text
+        float(rows[uuid]["confidence"]), float(rows[uuid]["p0"])  # numbers stay numbers
+        assert rows[uuid]["source"] == "canvas"
