@@ -76,9 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode == "finetune":
             from app.learn import finetune_cli
             return finetune_cli(settings, args, model_path)
-        data_dir = args.data_dir or settings.mnist_dir
-        mnist = data.ensure(data_dir, allow_download=not args.no_download,
-                            progress=None if args.quiet else data.tqdm_progress())
+        mnist = data.load_or_fetch(settings, args.data_dir, allow_download=not args.no_download,
+                                   progress=None if args.quiet else data.tqdm_progress())
         if args.mode in ("train", "both"):
             train_and_save(args, mnist, model_path, figures_dir)
         if args.mode in ("test", "both"):

@@ -1298,7 +1298,7 @@ def _mnist_data(job, ctl: Controller, mnist_dir: Path):
                 share = f" ({100 * done // total} %)" if total else ""
                 job.progress(f"Downloading {name}{share}…")
 
-        ctl._mnist = data.ensure(mnist_dir, progress=downloaded)
+        ctl._mnist = data.load_or_fetch(ctl.settings, mnist_dir, progress=downloaded)
     if job.cancelled:
         raise train.TrainingCancelled("training cancelled")
     return ctl._mnist

@@ -132,7 +132,7 @@ def finetune_cli(settings, args, model_path: Path) -> int:
     from app.db import open_database
     from app.ml import data as mnist_data
 
-    mnist = mnist_data.ensure(args.data_dir or settings.mnist_dir, allow_download=not args.no_download)
+    mnist = mnist_data.load_or_fetch(settings, args.data_dir, allow_download=not args.no_download)
     base = checkpoint.load(model_path)
     repo, server = open_database(settings, offline_ok=False)
     try:

@@ -7,6 +7,7 @@ Variables:
     MNIST_DIR         folder with the four MNIST ``.gz`` files (default: <data>/mnist)
     MNIST_MODEL_PATH  weights file to load (default: the shipped saved_models/mnist_classifier.pth)
     MNIST_DATA_HOME   per-user data folder (default: platformdirs' user data dir)
+    MNIST_MIRROR      a base URL holding the four MNIST .gz files, tried before the public mirrors
     DATABASE_URL      a PostgreSQL URL; wins over the DB_* variables
     DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD   the product's own database variables
 If neither DATABASE_URL nor DB_HOST is set, the embedded PostgreSQL server is used.
@@ -32,6 +33,7 @@ class Settings:
     model_path: Path
     database_url: str | None = None
     db_params: dict = field(default_factory=dict)
+    mnist_mirror: str | None = None
 
     # ---- derived locations -------------------------------------------------
     @property
@@ -69,7 +71,7 @@ class Settings:
         model_path = Path(values.get("MNIST_MODEL_PATH") or paths.bundled_model_path())
         url, params = _database_from(values)
         return cls(data_home=data_home, mnist_dir=mnist_dir, model_path=model_path,
-                   database_url=url, db_params=params)
+                   database_url=url, db_params=params, mnist_mirror=values.get("MNIST_MIRROR") or None)
 
 
 def _database_from(values: Mapping[str, str]) -> tuple[str | None, dict]:
