@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app.ml import checkpoint
+from app.ml import checkpoint, preprocess
 from app.ml.data import MNIST, MNISTSplit, write_idx
 from app.ml.finetune import FinetuneConfig, FinetuneReport, finetune
 from app.ml.train import CancelFn, ProgressFn
@@ -43,7 +43,7 @@ class ImproveOutcome:
 
 
 def png_to_array(data: bytes) -> np.ndarray:
-    img = Image.open(io.BytesIO(bytes(data)))
+    img = preprocess.open_image(io.BytesIO(bytes(data)))
     arr = np.asarray(img.convert("L"), dtype=np.uint8)
     if arr.shape != (28, 28):
         raise ValueError(f"stored model input is {arr.shape}, not 28x28")

@@ -154,12 +154,13 @@ def test_bad_weights_give_a_clear_model_file_error(tmp_path, case):
 
 
 MEASURE = """
-import json, resource, sys, time, torch
+import json, sys, time, torch
 from app.ml import checkpoint
+from tests.ml.memory import peak_mb, reset_peak
 checkpoint.load(sys.argv[1])  # warm up: torch's first load allocates its own buffers
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 out = {}
 for path in sys.argv[2:]:
+    base = reset_peak()
     start = time.perf_counter()
     try:
         checkpoint.load(path)
@@ -169,14 +170,14 @@ for path in sys.argv[2:]:
     except Exception as exc:
         error = "escaped: " + type(exc).__name__ + ": " + str(exc)
     out[path] = {"error": error, "seconds": time.perf_counter() - start,
-                 "peak_growth_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024}
+                 "peak_growth_mb": peak_mb() - base}
 print(json.dumps(out))
 """
 
 
 def test_bad_weights_cost_little_memory(tmp_path, shipped_model_path):
     """Each bad file is refused with under 200 MB of extra peak memory (measured in a child
-    process: its peak RSS after loading each file, against its peak after a good load)."""
+    process: its peak RSS while loading each file, against its RSS before)."""
     import json
 
     paths = []
