@@ -36,6 +36,12 @@ for _ in $(seq 1 50); do
 done
 mirror="http://127.0.0.1:$port/"
 
+# pytest keeps only the three newest of its temp folders per user, so on a machine where
+# others run pytest as the same user at the same time, a later run deletes this one's (and
+# the test database server in it): give this run a temp folder of its own.
+mkdir "$root/tmp"
+export TMPDIR="$root/tmp"
+
 # 1. With the mirror: everything is set up and every test passes.
 cd "$root/repo"
 start=$SECONDS
