@@ -110,10 +110,11 @@ def open_image(source: str | os.PathLike | BinaryIO) -> Image.Image:
         raise ValueError(f"the file could not be read ({exc})") from None
     with img:
         w, h = img.size
-        if w * h > MAX_PIXELS and img.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 of the size
+        if w * h > WORK_PIXELS:  # JPEGs decode at 1/2, 1/4 or 1/8 of their size; others ignore this
             k = _factor(w, h, WORK_PIXELS)
             img.draft(img.mode, (max(1, w // k), max(1, h // k)))
-            log.debug("%s x %s JPEG decoded at %s x %s", w, h, *img.size)
+            if img.size != (w, h):
+                log.debug("%s x %s %s decoded at %s x %s", w, h, img.format, *img.size)
         try:
             small = limit_size(img)
             small.load()
@@ -137,12 +138,18 @@ def limit_size(img):
     if w * h <= WORK_PIXELS:
         return img
     if isinstance(img, Image.Image):
-        if img.mode == "P" or img.mode == "1" or img.mode.startswith("I;16"):
-            # reduce() averages values: a palette index or a bit cannot be averaged.
-            has_alpha = img.mode == "P" and "transparency" in img.info
-            img = img.convert("RGBA" if has_alpha else "I" if img.mode.startswith("I;16") else "L")
+        if img.mode not in _REDUCIBLE:  # palette indices or bits cannot be averaged: convert first
+            if img.mode.startswith("I;16"):
+                img = img.convert("I")
+            else:
+                has_alpha = img.mode == "PA" or "transparency" in img.info
+                img = img.convert("RGBA" if has_alpha else "L")
         return img.reduce(_factor(w, h, WORK_PIXELS))
     return _box_reduce(img)
+
+
+#: The PIL modes ``Image.reduce`` averages.
+_REDUCIBLE = {"L", "LA", "La", "RGB", "RGBA", "RGBa", "I", "F", "CMYK", "YCbCr"}
 
 
 def _factor(w: int, h: int, limit: int) -> int:

@@ -171,6 +171,8 @@ make = {
     "array 4500x4500x3 float32": lambda: np.repeat(np.asarray(draw_digit(7, size=4500), np.float32)[..., None], 3, 2),
     "PIL 13000x13000": lambda: Image.new("L", (13000, 13000), 255),
     "PIL 4500x4500": lambda: draw_digit(7, size=4500),
+    "PIL 4500x4500 palette": lambda: draw_digit(7, size=4500).convert("P"),
+    "PIL 4500x4500 1-bit": lambda: draw_digit(7, size=4500).convert("1"),
 }
 x = make[case]() if case in make else None
 if isinstance(x, np.ndarray):
@@ -198,7 +200,8 @@ TOO_LARGE = {
     "huge.png": r"13000 × 13000 pixels \(169 Mpx\)",
     "bomb.png": r"decompression bomb",
 }
-READ = ["array 4500x4500 uint8", "array 4500x4500x3 float32", "PIL 4500x4500", "photo.jpg", "scan.png"]
+READ = ["array 4500x4500 uint8", "array 4500x4500x3 float32", "PIL 4500x4500", "PIL 4500x4500 palette",
+        "PIL 4500x4500 1-bit", "photo.jpg", "scan.png"]
 
 
 @pytest.mark.parametrize("case", list(TOO_LARGE) + READ)
