@@ -148,7 +148,7 @@ def validate(payload) -> tuple[str, dict, dict, dict]:
         raise ValueError("is not a MNIST classifier weights file")
     version = payload.get("format_version", 1)
     if not _is_int(version):
-        raise ValueError(f"has format version {version!r}, which is not a whole number: the file is damaged")
+        raise ValueError(f"has format version {_show(version)}, which is not a whole number: the file is damaged")
     if version > FORMAT_VERSION:
         raise ValueError(f"was written by a newer version of this program (weights format {version}): "
                          f"update the program to use it")
@@ -156,14 +156,14 @@ def validate(payload) -> tuple[str, dict, dict, dict]:
         raise ValueError(f"has format version {version}, which no version of this program writes")
     arch = payload.get("arch", "mnist_cnn")
     if not isinstance(arch, str):
-        raise ValueError(f"names its network {arch!r} ({_kind(arch)}); expected a name such as "
+        raise ValueError(f"names its network {_show(arch)} ({_kind(arch)}); expected a name such as "
                          f"{', '.join(repr(a) for a in ARCHITECTURES)}")
     if arch not in ARCHITECTURES:
-        raise ValueError(f"is for an unknown network {arch!r} (this program has "
+        raise ValueError(f"is for an unknown network {_show(arch)} (this program has "
                          f"{', '.join(repr(a) for a in ARCHITECTURES)})")
     classes = payload.get("num_classes", 10)
     if not _is_int(classes):
-        raise ValueError(f"gives the number of classes {classes!r} ({_kind(classes)}); this program needs the number 10")
+        raise ValueError(f"gives the number of classes {_show(classes)} ({_kind(classes)}); this program needs the number 10")
     if classes != 10:
         raise ValueError(f"has {classes} classes; this program needs 10 (the digits 0 to 9)")
     arch_kwargs = _check_arch_kwargs(arch, payload.get("arch_kwargs") or {})
@@ -184,21 +184,22 @@ def _check_arch_kwargs(arch: str, given) -> dict:
     out = {}
     for name, value in given.items():
         if name not in accepted:
-            raise ValueError(f"gives the {arch!r} network an unknown argument {name!r} (it takes "
+            raise ValueError(f"gives the {_show(arch)} network an unknown argument {_show(name)} (it takes "
                              f"{', '.join(accepted) or 'none'})")
         default = accepted[name].default
-        kind, lo, hi = ranges.get(name, (type(default) if default is not inspect.Parameter.empty else None, None, None))
+        unknown_type = default is inspect.Parameter.empty or default is None
+        kind, lo, hi = ranges.get(name, (None if unknown_type else type(default), None, None))
         if kind is int and not _is_int(value):
-            raise ValueError(f"gives the {arch!r} network the argument {name}={value!r}, which is not a whole number")
+            raise ValueError(f"gives the {_show(arch)} network the argument {name}={_show(value)}, which is not a whole number")
         if kind is float and not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
-            raise ValueError(f"gives the {arch!r} network the argument {name}={value!r}, which is not a number")
+            raise ValueError(f"gives the {_show(arch)} network the argument {name}={_show(value)}, which is not a number")
         if kind in (bool, str) and not isinstance(value, kind):
-            raise ValueError(f"gives the {arch!r} network the argument {name}={value!r} ({_kind(value)}); "
+            raise ValueError(f"gives the {_show(arch)} network the argument {name}={_show(value)} ({_kind(value)}); "
                              f"expected {kind.__name__}")
         if kind is None and not isinstance(value, (bool, int, float, str)):
-            raise ValueError(f"gives the {arch!r} network the argument {name}={value!r} ({_kind(value)})")
+            raise ValueError(f"gives the {_show(arch)} network the argument {name}={_show(value)} ({_kind(value)})")
         if lo is not None and not (lo <= value <= hi):  # NaN fails this too
-            raise ValueError(f"gives the {arch!r} network the argument {name}={value!r}, which is out of "
+            raise ValueError(f"gives the {_show(arch)} network the argument {name}={_show(value)}, which is out of "
                              f"range ({lo:g} to {hi:g})")
         out[name] = float(value) if kind is float else value
     return out
@@ -210,10 +211,10 @@ def _check_metadata(metadata) -> dict:
     acc = metadata.get("test_accuracy")
     if acc is not None and not (isinstance(acc, numbers.Real) and not isinstance(acc, bool)
                                 and math.isfinite(acc) and 0 <= acc <= 100):
-        raise ValueError(f"records a test accuracy {acc!r} that is not a number from 0 to 100: the file is damaged")
+        raise ValueError(f"records a test accuracy {_show(acc)} that is not a number from 0 to 100: the file is damaged")
     for key in ("created_at", "kind", "parent_sha256"):
         if metadata.get(key) is not None and not isinstance(metadata[key], str):
-            raise ValueError(f"records {key} as {metadata[key]!r} ({_kind(metadata[key])}), not text: the file is damaged")
+            raise ValueError(f"records {key} as {_show(metadata[key])} ({_kind(metadata[key])}), not text: the file is damaged")
     return dict(metadata)
 
 
@@ -226,7 +227,7 @@ def _check_state(arch: str, arch_kwargs: dict, state: dict) -> None:
                          f"have at most {MAX_PARAMETERS:,}")
     want = expected.state_dict()
     missing = [k for k in want if k not in state]
-    extra = [k for k in state if k not in want]
+    extra = [_show(k) for k in state if k not in want]
     if missing or extra:
         parts = ([f"missing {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else "")] if missing else []) + \
                 ([f"unexpected {', '.join(extra[:5])}" + (" ..." if len(extra) > 5 else "")] if extra else [])
@@ -247,6 +248,12 @@ def _check_state(arch: str, arch_kwargs: dict, state: dict) -> None:
 
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _show(value, limit: int = 60) -> str:
+    """repr() of a value read from a file, cut short: a message never quotes a megabyte."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _kind(value) -> str:
