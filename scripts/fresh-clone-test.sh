@@ -39,7 +39,10 @@ mirror="http://127.0.0.1:$port/"
 # pytest keeps only the three newest of its temp folders per user, so on a machine where
 # others run pytest as the same user at the same time, a later run deletes this one's (and
 # the test database server in it): give this run a temp folder of its own.
+# (Run as root, the tests' second PostgreSQL server runs as user postgres in a folder under
+# TMPDIR, so the folders above it must be open to others, as /tmp is.)
 mkdir "$root/tmp"
+chmod 755 "$root" "$root/tmp"
 export TMPDIR="$root/tmp"
 
 # 1. With the mirror: everything is set up and every test passes.
