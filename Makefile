@@ -4,19 +4,22 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-# The MNIST files: a local copy when there is one, else the app downloads them.
+# The MNIST files: a local copy beside the checkout when there is one; else the app's data
+# folder (<MNIST_DATA_HOME>/mnist), where scripts/fetch_mnist.py downloads them (MNIST_MIRROR
+# first, then the public mirrors) before the tests and benchmarks run.
 SHARED_MNIST := $(abspath ../shared/data/mnist)
 ifneq ($(wildcard $(SHARED_MNIST)/train-images-idx3-ubyte.gz),)
 export MNIST_DIR ?= $(SHARED_MNIST)
 endif
 
-.PHONY: help venv system-deps run test lint-imports bench train package package-test clean
+.PHONY: help venv system-deps mnist run test lint-imports bench train package package-test clean
 
 help:
 	@echo "make run      set up and start the desktop app (embedded PostgreSQL)"
 	@echo "make test     set up and run every test"
 	@echo "make train    train the shipped model (python run_model.py --mode both)"
 	@echo "make bench    run the benchmarks in bench/"
+	@echo "make mnist    find the MNIST files, or download them into the data folder"
 	@echo "make package  build dist/mnist-classifier with PyInstaller"
 	@echo "make package-test  build it and check the executable (self-test, window on Xvfb)"
 
@@ -31,11 +34,14 @@ venv: $(VENV)/.stamp
 system-deps:
 	@bash scripts/system-deps.sh test
 
+mnist: venv
+	@$(PY) scripts/fetch_mnist.py
+
 run: venv
 	@bash scripts/system-deps.sh run
 	$(PY) main.py
 
-test: venv system-deps
+test: venv system-deps mnist
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
@@ -45,7 +51,7 @@ lint-imports: venv
 train: venv
 	$(PY) run_model.py --mode both
 
-bench: venv
+bench: venv mnist
 	$(PY) bench/train_speed.py
 	$(PY) bench/infer_latency.py
 	$(PY) bench/db_bench.py

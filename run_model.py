@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,10 @@ from app import paths
 from app.settings import Settings
 
 log = logging.getLogger("run_model")
+
+
+class NonFiniteLoss(ValueError):
+    """Training or testing gave a NaN or infinite loss: the weights are unusable."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,9 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode == "finetune":
             from app.learn import finetune_cli
             return finetune_cli(settings, args, model_path)
-        data_dir = args.data_dir or settings.mnist_dir
-        mnist = data.ensure(data_dir, allow_download=not args.no_download,
-                            progress=None if args.quiet else data.tqdm_progress())
+        mnist = data.load_or_fetch(settings, args.data_dir, allow_download=not args.no_download,
+                                   progress=None if args.quiet else data.tqdm_progress())
         if args.mode in ("train", "both"):
             train_and_save(args, mnist, model_path, figures_dir)
         if args.mode in ("test", "both"):
@@ -105,11 +109,22 @@ def train_and_save(args, mnist, model_path: Path, figures_dir: Path) -> None:
     for h in result.history:
         print(f"Epoch {h.epoch}: train loss {h.train_loss:.4f}, test loss {h.test_loss:.4f}, "
               f"test accuracy {h.test_accuracy:.2f}%")
+    check_training_losses(result.history, model_path)
     sha = save_result(result, mnist, model_path)
     history_png = plots.save_history(result.history, figures_dir / f"{model_path.stem}_history.png")
     print(f"Trained {config.arch} in {time.perf_counter() - start:.1f} s on {result.device}: "
           f"test accuracy {result.test_accuracy:.2f}%")
     print(f"Saved model to {model_path} (sha256 {sha[:12]}), history figure to {history_png}")
+
+
+def check_training_losses(history, model_path: Path) -> None:
+    """Raise ``NonFiniteLoss`` when an epoch ended with a NaN or infinite loss (nothing is saved)."""
+    for h in history:
+        if not (math.isfinite(h.train_loss) and math.isfinite(h.test_loss)):
+            raise NonFiniteLoss(
+                f"training diverged: epoch {h.epoch} ended with train loss {h.train_loss:.4g} and test loss "
+                f"{h.test_loss:.4g}. The weights are unusable and were not saved; {model_path} is unchanged. "
+                f"Train again with a lower --learning-rate (or another --seed).")
 
 
 def config_from_args(args):
@@ -140,6 +155,11 @@ def test_model(args, mnist, model_path: Path, figures_dir: Path) -> None:
     split = mnist.test.subset(args.test_limit)
     x, y = to_tensors(split.images, split.labels, device)
     loss, correct, n = evaluate(loaded.model, x, y)
+    if not math.isfinite(loss):
+        raise NonFiniteLoss(
+            f"testing gave a loss of {loss:.4g} on {n} test images: the weights in {model_path} overflow "
+            f"(their values are far too large), so the model is unusable. Train a new model "
+            f"(`python run_model.py --mode train`) or use another weights file.")
     print(f"\nTest set: Average loss: {loss:.4f}, Accuracy: {correct}/{n} ({100.0 * correct / n:.2f}%)\n")
     if args.test_samples > 0:
         k = min(args.test_samples, n)

@@ -1060,16 +1060,9 @@ def field_rect(picture: np.ndarray, field: np.ndarray) -> tuple[float, float, fl
 
 
 def _open_image(predictor, path: Path, seq: int, epoch: int, requested_at: float, explain: bool = False):
-    from PIL import Image, UnidentifiedImageError
+    from app.ml.preprocess import open_image
 
-    try:
-        with Image.open(path) as img:
-            img.load()
-            pil = img.copy()
-    except FileNotFoundError:
-        raise ValueError("the file does not exist") from None
-    except UnidentifiedImageError:
-        raise ValueError("this is not an image file Pillow can read (try PNG or JPEG)") from None
+    pil = open_image(path)  # size-guarded; ValueError saying what is wrong with the file
     rgba = pil.convert("RGBA")
     data = rgba.tobytes("raw", "RGBA")
     qimage = QImage(data, rgba.width, rgba.height, rgba.width * 4, QImage.Format.Format_RGBA8888).copy()
@@ -1298,7 +1291,7 @@ def _mnist_data(job, ctl: Controller, mnist_dir: Path):
                 share = f" ({100 * done // total} %)" if total else ""
                 job.progress(f"Downloading {name}{share}…")
 
-        ctl._mnist = data.ensure(mnist_dir, progress=downloaded)
+        ctl._mnist = data.load_or_fetch(ctl.settings, mnist_dir, progress=downloaded)
     if job.cancelled:
         raise train.TrainingCancelled("training cancelled")
     return ctl._mnist

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from app.fsutil import fsync_dir
-from app.ml import checkpoint
+from app.ml import checkpoint, preprocess
 from app.ml.data import MNIST, MNISTSplit, write_idx
 from app.ml.finetune import FinetuneConfig, FinetuneReport, finetune
 from app.ml.train import CancelFn, ProgressFn
@@ -46,7 +46,7 @@ class ImproveOutcome:
 
 
 def png_to_array(data: bytes) -> np.ndarray:
-    img = Image.open(io.BytesIO(bytes(data)))
+    img = preprocess.open_image(io.BytesIO(bytes(data)))
     arr = np.asarray(img.convert("L"), dtype=np.uint8)
     if arr.shape != (28, 28):
         raise ValueError(f"stored model input is {arr.shape}, not 28x28")
@@ -175,7 +175,7 @@ def finetune_cli(settings, args, model_path: Path) -> int:
     from app.db import open_database
     from app.ml import data as mnist_data
 
-    mnist = mnist_data.ensure(args.data_dir or settings.mnist_dir, allow_download=not args.no_download)
+    mnist = mnist_data.load_or_fetch(settings, args.data_dir, allow_download=not args.no_download)
     base = checkpoint.load(model_path)
     repo, server = open_database(settings, offline_ok=False)
     try:

@@ -3,22 +3,30 @@
 Loads the model, predicts bundled MNIST test digits, trains one short epoch, starts an embedded PostgreSQL server
 in a temporary folder, writes and reads one row, stops it, and checks that Qt can make a
 window.  Prints ``self-test ok`` and returns 0, or the reason and 1.
+
+It needs no screen: with no display (neither ``DISPLAY`` nor ``WAYLAND_DISPLAY``) and no
+``QT_QPA_PLATFORM`` chosen, Qt is started on its offscreen platform, where its default
+would abort the process.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from app import paths
 
 
-def run_self_test(model_path: Path | None = None, out: Callable[[str], None] = print) -> int:
+def run_self_test(model_path: Path | None = None, out: Callable[[str], None] = print,
+                  environ: Mapping[str, str] | None = None) -> int:
+    """Run every check; ``environ`` (default: the process environment) tells whether there is a display."""
+    environ = os.environ if environ is None else environ
     steps = [("model", lambda: _check_model(model_path)), ("training", _check_training),
-             ("database", _check_database), ("qt", _check_qt)]
+             ("database", _check_database), ("qt", lambda: _check_qt(qt_platform_args(environ)))]
     for name, step in steps:
         start = time.perf_counter()
         try:
@@ -89,13 +97,21 @@ def _check_database() -> str:
     return "embedded PostgreSQL started, one row written and read, stopped"
 
 
-def _check_qt() -> str:
+def qt_platform_args(environ: Mapping[str, str]) -> list[str]:
+    """``-platform offscreen`` when there is no display and no platform was chosen, else nothing."""
+    if environ.get("QT_QPA_PLATFORM") or environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return []
+    return ["-platform", "offscreen"]
+
+
+def _check_qt(platform_args: list[str]) -> str:
     from PySide6.QtWidgets import QApplication, QLabel
 
-    app = QApplication.instance() or QApplication(["self-test"])
+    app = QApplication.instance() or QApplication(["self-test", *platform_args])
     label = QLabel("self-test")
     label.resize(120, 40)
     image = label.grab().toImage()
     if image.isNull():
         raise RuntimeError("Qt could not render a widget")
-    return f"Qt {app.platformName()} platform renders widgets"
+    why = " (no display found)" if platform_args else ""
+    return f"Qt {app.platformName()} platform renders widgets{why}"

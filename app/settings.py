@@ -8,6 +8,7 @@ Variables:
     MNIST_MODEL_PATH  weights file to load (default: the shipped saved_models/mnist_classifier.pth);
                       ``MODEL_PATH`` is accepted as another name for it (MNIST_MODEL_PATH wins)
     MNIST_DATA_HOME   per-user data folder (default: platformdirs' user data dir)
+    MNIST_MIRROR      a base URL holding the four MNIST .gz files, tried before the public mirrors
     DATABASE_URL      a PostgreSQL URL; wins over the DB_* variables
     DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD   the product's own database variables
 If neither DATABASE_URL nor DB_HOST is set, the embedded PostgreSQL server is used.
@@ -49,6 +50,7 @@ class Settings:
     dotenv_path: Path | None = None
     # variable name -> ENVIRONMENT or the .env file's absolute path, for the variables set.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    mnist_mirror: str | None = None
 
     # ---- derived locations -------------------------------------------------
     @property
@@ -117,7 +119,8 @@ class Settings:
         used = {k: v for k, v in sources.items() if values.get(k) not in (None, "")}
         url, params = _database_from(values)
         return cls(data_home=data_home, mnist_dir=mnist_dir, model_path=model_path,
-                   database_url=url, db_params=params, dotenv_path=read_from, sources=used)
+                   database_url=url, db_params=params, dotenv_path=read_from, sources=used,
+                   mnist_mirror=values.get("MNIST_MIRROR") or None)
 
 
 def _database_from(values: Mapping[str, str]) -> tuple[str | None, dict]:

@@ -38,7 +38,7 @@ def main() -> int:
     p.add_argument("--model-path", type=Path, default=None)
     args = p.parse_args()
     n = args.drawings
-    mnist = data.ensure(args.data_dir or Settings.load().mnist_dir)
+    mnist = data.load_or_fetch(Settings.load(), args.data_dir, progress=data.tqdm_progress())
     predictor = MNISTPredictor(args.model_path)
     user_images = restyle(mnist.test.images[:n])
     user_labels = mnist.test.labels[:n]

@@ -101,7 +101,7 @@ def main() -> int:
     p.add_argument("--writes", type=int, default=1000)
     p.add_argument("--model-path", type=Path, default=None)
     p.add_argument("--data-dir", type=Path, default=None,
-                   help="the MNIST files (default: MNIST_DIR, else ../shared/data/mnist, else the user data dir)")
+                   help="the MNIST files (default: MNIST_DIR, else <data folder>/mnist, downloaded when missing)")
     p.add_argument("--train-images", type=int, default=12000,
                    help="training images for the run of (b) (one epoch)")
     args = p.parse_args()
@@ -117,10 +117,9 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="gui-bench-"))
     tmp.chmod(0o711)  # as root, the embedded server's user must traverse it to reach tmp/home
     base = Settings.load()
-    data_dir = args.data_dir or base.mnist_dir
-    shared = REPO.parent / "shared" / "data" / "mnist"
-    if args.data_dir is None and not (data_dir / "train-images-idx3-ubyte.gz").is_file() and shared.is_dir():
-        data_dir = shared
+    from app.ml import data
+
+    data_dir = data.find_or_fetch(base, args.data_dir, progress=data.tqdm_progress())  # before the clock starts
     settings = base.with_(data_home=tmp / "home", model_path=args.model_path or base.model_path,
                           mnist_dir=data_dir, database_url=None, db_params={})  # embedded, as `make run`
     app = make_application(["gui_latency"])

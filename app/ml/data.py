@@ -1,8 +1,11 @@
 """The MNIST files: find, verify (md5), download and read them into memory.
 
-The four official IDX files are read with numpy and gzip; no torchvision.  Where they
-live: an explicit folder (``--data-dir``), else ``MNIST_DIR``, else the user data dir
-(the caller passes the resolved folder; see ``app.settings``).
+The four official IDX files are read with numpy and gzip; no torchvision.  Everybody
+who needs them (the app's training, ``run_model.py``, the tests, the benchmarks) calls
+``find_or_fetch`` / ``load_or_fetch`` with the settings: the folder is an explicit one
+(``--data-dir``), else ``settings.mnist_dir`` (``MNIST_DIR``, else ``<data folder>/mnist``);
+missing files are downloaded there, from ``settings.mnist_mirror`` (``MNIST_MIRROR``)
+first, then the public mirrors.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import math
 import os
 import struct
 import urllib.error
@@ -101,6 +105,39 @@ def verify(data_dir: Path) -> dict[str, str]:
     return sums
 
 
+def mirrors_with(first: str | None) -> tuple[str, ...]:
+    """The download mirrors in the order they are tried: ``first`` (the ``MNIST_MIRROR``
+    setting, a base URL holding the four .gz files), then the public ones."""
+    if not first:
+        return MIRRORS
+    first = first.rstrip("/") + "/"
+    return (first, *(m for m in MIRRORS if m != first))
+
+
+def find_or_fetch(settings, data_dir: Path | None = None, *, allow_download: bool = True,
+                  progress: ProgressFn | None = None) -> Path:
+    """The folder that holds the four MNIST files, downloading the missing ones first.
+
+    ``data_dir`` (an explicit ``--data-dir``) wins over ``settings.mnist_dir``.  Missing
+    files come from ``settings.mnist_mirror`` first, then the public mirrors, each checked
+    against its md5 and kept only then.  Raises ``MNISTError`` saying what to do when the
+    files are missing and cannot be downloaded (or downloading is not allowed).
+    """
+    folder = Path(data_dir or settings.mnist_dir)
+    if missing_files(folder):
+        if not allow_download:
+            verify(folder)  # raises the "missing" message
+        log.info("MNIST files missing in %s; downloading", folder)
+        download(folder, mirrors=mirrors_with(getattr(settings, "mnist_mirror", None)), progress=progress)
+    return folder
+
+
+def load_or_fetch(settings, data_dir: Path | None = None, *, allow_download: bool = True,
+                  progress: ProgressFn | None = None) -> "MNIST":
+    """``find_or_fetch``, then ``load`` (md5-checked): the MNIST images in memory."""
+    return load(find_or_fetch(settings, data_dir, allow_download=allow_download, progress=progress))
+
+
 def _read_idx(path: Path, expected_dims: int) -> np.ndarray:
     # zlib.decompress releases the GIL for the whole file (gzip.open reads in small
     # chunks and holds it), so a GUI thread stays responsive while MNIST loads.
@@ -112,14 +149,25 @@ def _read_idx(path: Path, expected_dims: int) -> np.ndarray:
 
 
 def _parse_idx(raw: bytes, path: Path, expected_dims: int | None) -> np.ndarray:
+    """IDX bytes -> array.  A 1-dimensional file is a labels file: its values must be 0..9."""
+    if len(raw) < 4:
+        raise MNISTError(f"{path} is too short to be an IDX file ({len(raw)} bytes; the header alone is 4). "
+                         f"It is damaged or not an IDX file: use another copy.")
     zero, dtype_code, dims = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype_code != 0x08 or (expected_dims is not None and dims != expected_dims):
+    if zero != 0 or dtype_code != 0x08 or dims == 0 or (expected_dims is not None and dims != expected_dims):
         what = f" with {expected_dims} dimensions" if expected_dims is not None else ""
         raise MNISTError(f"{path} is not an IDX file of unsigned bytes{what}.")
+    if len(raw) < 4 + 4 * dims:
+        raise MNISTError(f"{path} is truncated: its header names {dims} dimensions but the file ends "
+                         f"after {len(raw)} bytes. Use another copy.")
     shape = struct.unpack(">" + "I" * dims, raw[4:4 + 4 * dims])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims)
-    if data.size != int(np.prod(shape)):
+    if data.size != math.prod(shape):
         raise MNISTError(f"{path} is truncated: header says {shape}, found {data.size} bytes of data.")
+    if dims == 1 and data.size and int(data.max()) > 9:
+        bad = int(data.max())
+        raise MNISTError(f"{path} holds label {bad} (at position {int(np.argmax(data == bad))}); "
+                         f"digit labels run from 0 to 9. The file is damaged or not a labels file.")
     return data.reshape(shape)
 
 
@@ -144,11 +192,16 @@ def download(data_dir: Path, mirrors: Iterable[str] = MIRRORS, progress: Progres
              timeout: float = 30.0) -> None:
     """Fetch each missing file from the first mirror that serves it with the right md5.
 
-    A file is written to ``<name>.part`` and renamed only once its md5 matches, so a
+    A file is written to ``<name>.<pid>.part`` and renamed only once its md5 matches, so a
     broken download never leaves a partial or corrupt file behind.
     """
     data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MNISTError(
+            f"Cannot create the MNIST folder {data_dir} ({exc.strerror or exc}). Set MNIST_DATA_HOME "
+            f"(the data folder) or MNIST_DIR to a folder you can write to.") from exc
     mirrors = list(mirrors)
     for name in missing_files(data_dir):
         expected = FILES[name][0]
@@ -159,17 +212,23 @@ def download(data_dir: Path, mirrors: Iterable[str] = MIRRORS, progress: Progres
                 _fetch(url, data_dir / name, expected, progress, timeout)
                 break
             except (OSError, urllib.error.URLError, MNISTError) as exc:
-                log.warning("download of %s failed: %s", url, exc)
-                errors.append(f"{url}: {exc}")
+                reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+                log.warning("download of %s failed: %s", url, reason)
+                errors.append(f"{url} ({reason})")
         else:
+            still = missing_files(data_dir)
+            where = (f"None of the four files is in {data_dir} yet." if len(still) == len(FILES)
+                     else f"Still missing in {data_dir}: {', '.join(still)}.")
             raise MNISTError(
-                f"Could not download {name} from any mirror ({'; '.join(errors)}). "
-                f"If this computer is offline, copy the four MNIST files ({', '.join(FILES)}) "
-                f"into {data_dir} or point --data-dir / MNIST_DIR at a folder that has them.")
+                f"Could not download {name}: {'; '.join(errors)}. This computer looks offline, or no "
+                f"mirror serves the file. {where} To go on, copy the four MNIST files "
+                f"({', '.join(FILES)}) into {data_dir}, or point --data-dir / MNIST_DIR at a folder "
+                f"that has them, or set MNIST_MIRROR to a URL that serves them (a local "
+                f"`python -m http.server` in a folder holding them will do).")
 
 
 def _fetch(url: str, target: Path, expected_md5: str, progress: ProgressFn | None, timeout: float) -> None:
-    part = target.with_name(target.name + ".part")
+    part = target.with_name(f"{target.name}.{os.getpid()}.part")  # two downloaders never share one
     digest = hashlib.md5()
     try:
         req = urllib.request.Request(url, headers={"User-Agent": "mnist-classifier"})
@@ -233,6 +292,10 @@ def write_idx(path: Path, array: np.ndarray) -> Path:
 def read_idx(path: Path) -> np.ndarray:
     """Read an IDX file of unsigned bytes (gzipped or not)."""
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        return _parse_idx(fh.read(), path, None)
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = zlib.decompress(raw, 31)
+        except zlib.error as exc:
+            raise MNISTError(f"{path} is not a valid gzip file ({exc}). Use another copy.") from exc
+    return _parse_idx(raw, path, None)

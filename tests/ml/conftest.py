@@ -1,20 +1,11 @@
-import os
 from pathlib import Path
 
 import pytest
 
 from app.ml import data
+from tests.conftest import mnist_dir  # noqa: F401 - one way to find MNIST; importable from here too
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def mnist_dir() -> Path:
-    candidates = [os.environ.get("MNIST_DIR"), REPO.parent / "shared" / "data" / "mnist"]
-    for c in candidates:
-        if c and not data.missing_files(Path(c)):
-            return Path(c)
-    pytest.fail("The MNIST files are needed: set MNIST_DIR or put them in ../shared/data/mnist")
 
 
 @pytest.fixture(scope="session")

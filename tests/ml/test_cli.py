@@ -55,3 +55,51 @@ def test_help_lists_every_flag():
     for flag in ("--mode", "--epochs", "--batch-size", "--learning-rate", "--model-path", "--no-cuda",
                  "--test-samples", "--data-dir", "--seed", "--arch"):
         assert flag in out.stdout
+
+
+def _damaged_copy(src: Path, dst: Path, change) -> Path:
+    import torch
+
+    payload = torch.load(src, weights_only=True)
+    change(payload["state_dict"])
+    torch.save(payload, dst)
+    return dst
+
+
+def test_nan_weights_are_refused_with_a_clear_error(tmp_path, mnist_dir, shipped_model_path):
+    bad = _damaged_copy(shipped_model_path, tmp_path / "nan.pth",
+                        lambda state: state["fc1.weight"].view(-1)[7:9].fill_(float("nan")))
+    out = run("--mode", "test", "--model-path", str(bad), "--data-dir", str(mnist_dir), "--test-limit", "500", "-q")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "NaN or infinite values (in fc1.weight)" in out.stderr and "Traceback" not in out.stderr
+    assert "Average loss" not in out.stdout
+
+
+def test_a_model_whose_loss_overflows_fails_the_test_run(tmp_path, mnist_dir, shipped_model_path):
+    """Finite weights so large that the activations overflow: the loss is NaN, and the run fails."""
+    def blow_up(state):
+        state["conv1.weight"].mul_(1e20)
+        state["conv2.weight"].mul_(1e20)
+
+    bad = _damaged_copy(shipped_model_path, tmp_path / "huge.pth", blow_up)
+    out = run("--mode", "test", "--model-path", str(bad), "--data-dir", str(mnist_dir), "--test-limit", "500", "-q")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "error: testing gave a loss of nan" in out.stderr and "Traceback" not in out.stderr
+    assert "Average loss: nan" not in out.stdout
+
+
+def test_a_training_that_ends_in_a_non_finite_loss_is_an_error(tmp_path):
+    import math
+
+    import pytest
+
+    import run_model
+    from app.ml.train import EpochStats
+
+    good = EpochStats(epoch=1, train_loss=0.3, train_accuracy=90.0, test_loss=0.2, test_accuracy=95.0, seconds=1.0)
+    run_model.check_training_losses([good], tmp_path / "m.pth")  # finite: nothing to say
+    for loss in (math.nan, math.inf):
+        diverged = EpochStats(epoch=2, train_loss=loss, train_accuracy=10.0, test_loss=2.3, test_accuracy=9.8,
+                              seconds=2.0)
+        with pytest.raises(run_model.NonFiniteLoss, match=r"epoch 2 .* train loss (nan|inf).*m\.pth is unchanged.*--learning-rate"):
+            run_model.check_training_losses([good, diverged], tmp_path / "m.pth")

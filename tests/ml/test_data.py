@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from app.ml import data
+from app.settings import Settings
 
 
 def test_reads_the_real_files(mnist):
@@ -97,3 +98,106 @@ def test_offline_gives_a_clear_message(tmp_path):
     with pytest.raises(data.MNISTError, match=r"Could not download.*offline.*MNIST_DIR"):
         data.download(tmp_path, mirrors=["http://127.0.0.1:9/"])
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- finding or fetching the files the way the app does ---------------------------------
+class _CountingHandler(_QuietHandler):
+    requests: list[str] = []
+
+    def do_GET(self):
+        type(self).requests.append(self.path)
+        super().do_GET()
+
+
+@pytest.fixture
+def counting_mirror(mnist_dir):
+    """A local mirror of the four files that records what it was asked for."""
+    seen: list[str] = []
+    handler = type("Handler", (_CountingHandler,), {"requests": seen})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(mnist_dir)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_mirror_setting_comes_first_in_the_download_list():
+    mirrors = data.mirrors_with("http://127.0.0.1:8000/mnist")
+    assert mirrors[0] == "http://127.0.0.1:8000/mnist/"
+    assert mirrors[1:] == data.MIRRORS
+    assert data.mirrors_with(None) == data.MIRRORS
+    assert data.mirrors_with(data.MIRRORS[1]) == (data.MIRRORS[1], data.MIRRORS[0], data.MIRRORS[2])
+
+
+def test_find_or_fetch_downloads_into_the_data_folder_from_the_mirror_setting(tmp_path, counting_mirror):
+    url, seen = counting_mirror
+    settings = Settings.load(env={"MNIST_DATA_HOME": str(tmp_path / "home"), "MNIST_MIRROR": url}, dotenv_path=None)
+    assert settings.mnist_mirror == url
+    progress = []
+    folder = data.find_or_fetch(settings, progress=lambda name, done, total: progress.append((name, done, total)))
+    assert folder == tmp_path / "home" / "mnist"
+    assert sorted(seen) == sorted("/" + name for name in data.FILES)  # from the local mirror, first
+    assert data.verify(folder) == {name: md5 for name, (md5, _) in data.FILES.items()}
+    assert {name for name, _, _ in progress} == set(data.FILES)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(data.FILES)  # no partial files
+    # A second call finds them: nothing is downloaded again.
+    assert data.find_or_fetch(settings) == folder and len(seen) == 4
+    assert len(data.load_or_fetch(settings).test) == 10000 and len(seen) == 4
+
+
+def test_an_explicit_folder_wins_over_the_settings(tmp_path, mnist_dir):
+    settings = Settings.load(env={"MNIST_DATA_HOME": str(tmp_path / "home")}, dotenv_path=None)
+    assert data.find_or_fetch(settings, mnist_dir, allow_download=False) == mnist_dir
+    with pytest.raises(data.MNISTError, match="MNIST files missing in .*home/mnist"):
+        data.find_or_fetch(settings, allow_download=False)
+    assert not (tmp_path / "home" / "mnist").exists() or not any((tmp_path / "home" / "mnist").iterdir())
+
+
+def test_offline_without_a_copy_says_everything_needed(tmp_path):
+    target = tmp_path / "home" / "mnist"
+    with pytest.raises(data.MNISTError) as info:
+        data.download(target, mirrors=data.mirrors_with("http://127.0.0.1:9/"))
+    message = str(info.value)
+    assert "Could not download" in message and "http://127.0.0.1:9/train-images-idx3-ubyte.gz" in message
+    for name in data.FILES:  # which files, where to put them, and the other ways out
+        assert name in message
+    assert str(target) in message and "MNIST_DIR" in message and "MNIST_MIRROR" in message
+    assert list(target.iterdir()) == []
+
+
+def test_a_folder_that_cannot_be_made_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(data.MNISTError, match=r"Cannot create .*file/mnist.*MNIST_DATA_HOME"):
+        data.download(blocker / "mnist", mirrors=["http://127.0.0.1:9/"])
+
+
+# ---- read_idx on bad files -----------------------------------------------------------------
+@pytest.mark.parametrize("size", [0, 1, 2, 3])
+def test_read_idx_on_a_file_shorter_than_its_header(tmp_path, size):
+    path = tmp_path / "short.idx"
+    path.write_bytes(b"\x00\x00\x08\x03"[:size])
+    with pytest.raises(data.MNISTError, match=r"short\.idx is too short to be an IDX file"):
+        data.read_idx(path)
+
+
+def test_read_idx_with_a_cut_dimension_header(tmp_path):
+    path = tmp_path / "cut.idx"
+    path.write_bytes(b"\x00\x00\x08\x03" + b"\x00\x00\x00\x02" + b"\x00\x00")  # says 3 dims, has 1.5
+    with pytest.raises(data.MNISTError, match=r"cut\.idx is truncated: its header names 3 dimensions"):
+        data.read_idx(path)
+
+
+def test_read_idx_refuses_labels_outside_0_to_9(tmp_path):
+    path = data.write_idx(tmp_path / "labels-idx1-ubyte.gz", np.array([1, 2, 200, 3], dtype=np.uint8))
+    with pytest.raises(data.MNISTError, match=r"labels-idx1-ubyte\.gz holds label 200 .*0 to 9"):
+        data.read_idx(path)
+    ok = data.write_idx(tmp_path / "ok-idx1-ubyte", np.arange(10, dtype=np.uint8))
+    assert data.read_idx(ok).tolist() == list(range(10))
+
+
+def test_read_idx_on_a_file_that_is_not_gzip(tmp_path):
+    path = tmp_path / "x-idx1-ubyte.gz"
+    path.write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x01\x05")  # named .gz, not gzipped
+    with pytest.raises(data.MNISTError, match=r"x-idx1-ubyte\.gz is not a valid gzip file"):
+        data.read_idx(path)

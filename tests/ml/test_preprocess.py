@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -115,3 +117,135 @@ def test_mnist_digits_pass_through_nearly_unchanged(mnist):
     images = mnist.test.images[:300]
     diffs = [np.abs(prepare(img).image - img / 255.0).mean() for img in images]
     assert np.mean(diffs) < 0.01
+
+
+# ---- huge images: a clear result or error, fast, without gigabytes ------------------------------
+def png_of_size(path, width: int, height: int, bit_depth: int = 8):
+    """A valid blank grey PNG of any size, written without ever holding its pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    row = b"\x00" + b"\xff" * ((width * bit_depth + 7) // 8)
+    z = zlib.compressobj(1)
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    with open(path, "wb") as fh:
+        fh.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0))
+                 + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture(scope="module")
+def big_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("big-images")
+    photo = Image.new("RGB", (7000, 5000), "white")
+    photo.paste(draw_digit(7, size=4000).convert("RGB"), (1500, 500))
+    photo.save(folder / "photo.jpg", quality=90)
+    del photo
+    draw_digit(7, size=4500).save(folder / "scan.png")
+    return {"photo.jpg": folder / "photo.jpg", "scan.png": folder / "scan.png",
+            "huge.png": png_of_size(folder / "huge.png", 13000, 13000),
+            "bomb.png": png_of_size(folder / "bomb.png", 20000, 20000, bit_depth=1)}
+
+
+#: Each case runs in a child process: make the input (not measured), then prepare or
+#: predict it; the child reports its peak RSS growth and what happened.
+MEASURE = """
+import json, sys, time
+import numpy as np
+from PIL import Image
+from app.ml import preprocess
+from app.ml.inference import MNISTPredictor
+from tests.ml.drawing import draw_digit
+from tests.ml.memory import peak_mb, reset_peak
+
+case, path = sys.argv[1], sys.argv[2]
+predictor = MNISTPredictor()
+predictor.predict(draw_digit(7))  # warm up
+make = {
+    "array 20000x20000": lambda: np.full((20000, 20000), 255, np.uint8),
+    "array 6000x6000": lambda: np.full((6000, 6000), 255, np.uint8),
+    "array 4500x4500 uint8": lambda: np.asarray(draw_digit(7, size=4500)),
+    "array 4500x4500x3 float32": lambda: np.repeat(np.asarray(draw_digit(7, size=4500), np.float32)[..., None], 3, 2),
+    "PIL 13000x13000": lambda: Image.new("L", (13000, 13000), 255),
+    "PIL 4500x4500": lambda: draw_digit(7, size=4500),
+    "PIL 4500x4500 palette": lambda: draw_digit(7, size=4500).convert("P"),
+    "PIL 4500x4500 1-bit": lambda: draw_digit(7, size=4500).convert("1"),
+}
+x = make[case]() if case in make else None
+if isinstance(x, np.ndarray):
+    x.sum()  # every page in memory before the baseline
+base = reset_peak()
+start = time.perf_counter()
+try:
+    if x is None:  # a file, through the image opener
+        x = preprocess.open_image(path)
+    r = predictor.predict(x)
+    _, heat = predictor.explain(x)
+    [r2] = predictor.predict_batch([x])
+    outcome = {"digit": r.digit, "same": r2.digit == r.digit, "image": r.image.tolist()}
+except ValueError as exc:
+    outcome = {"error": str(exc), "type": type(exc).__name__}
+outcome["seconds"] = time.perf_counter() - start
+outcome["peak_growth_mb"] = peak_mb() - base
+print(json.dumps(outcome))
+"""
+
+TOO_LARGE = {
+    "array 20000x20000": r"20000 × 20000 pixels \(400 Mpx\)",
+    "array 6000x6000": r"6000 × 6000 pixels \(36 Mpx\)",
+    "PIL 13000x13000": r"13000 × 13000 pixels \(169 Mpx\)",
+    "huge.png": r"13000 × 13000 pixels \(169 Mpx\)",
+    "bomb.png": r"decompression bomb",
+}
+READ = ["array 4500x4500 uint8", "array 4500x4500x3 float32", "PIL 4500x4500", "PIL 4500x4500 palette",
+        "PIL 4500x4500 1-bit", "photo.jpg", "scan.png"]
+
+
+@pytest.mark.parametrize("case", list(TOO_LARGE) + READ)
+def test_huge_images_are_read_or_refused_with_little_memory(case, big_files):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", MEASURE, case, str(big_files.get(case, ""))], cwd=repo,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"{case}: {r['seconds'] * 1000:.0f} ms, peak +{r['peak_growth_mb']:.0f} MB, "
+          f"{r.get('error') or 'digit %s' % r.get('digit')}")
+    if case in TOO_LARGE:
+        assert r.get("type") == "ImageTooLarge", r
+        assert re.search(TOO_LARGE[case], r["error"]) and "25 Mpx" in r["error"] and "scale it down" in r["error"]
+    else:
+        assert "error" not in r, r
+        assert r["digit"] == 7 and r["same"]
+        assert similarity(np.array(r["image"], np.float32) / 255, prepare(draw_digit(7)).image) > 0.95
+    assert r["peak_growth_mb"] < 200, r
+
+
+def test_the_image_opener_says_what_is_wrong(tmp_path):
+    from app.ml.preprocess import open_image
+
+    with pytest.raises(ValueError, match="the file does not exist"):
+        open_image(tmp_path / "none.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(ValueError, match=r"not an image file Pillow can read \(try PNG or JPEG\)"):
+        open_image(tmp_path / "notes.png")
+    draw_digit(3).save(tmp_path / "three.png")
+    img = open_image(tmp_path / "three.png")
+    assert img.size == (280, 280) and prepare(img).image.shape == (28, 28)
+
+
+def test_no_other_image_file_opener():
+    """Every image file the app opens goes through the guarded opener."""
+    from pathlib import Path
+
+    app = Path(__file__).resolve().parents[2] / "app"
+    openers = [str(p.relative_to(app)) for p in app.rglob("*.py")
+               if "Image.open(" in p.read_text() and p.name != "preprocess.py"]
+    assert openers == []

@@ -1,7 +1,7 @@
 """GUI test fixtures: offscreen Qt, QSettings per test, a model, the real database.
 
-The database fixtures (db_url: a fresh database on the embedded test server) come from
-tests/conftest.py; the MNIST folder from tests/ml/conftest.py's way of finding it.
+The database fixtures (db_url: a fresh database on the embedded test server) and the
+MNIST folder (mnist_dir) come from tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -20,14 +20,6 @@ from app.settings import Settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
-
-
-@pytest.fixture(scope="session")
-def mnist_dir() -> Path:
-    for c in (os.environ.get("MNIST_DIR"), REPO.parent / "shared" / "data" / "mnist"):
-        if c and not data.missing_files(Path(c)):
-            return Path(c)
-    pytest.fail("The MNIST files are needed: set MNIST_DIR or put them in ../shared/data/mnist")
 
 
 @pytest.fixture(scope="session")
