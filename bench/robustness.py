@@ -127,11 +127,7 @@ def mnist_for_bench():
     from app.ml import data
     from app.settings import Settings
 
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-    folder = Settings.load().mnist_dir
-    if data.missing_files(folder) and not data.missing_files(shared):
-        folder = shared
-    return data.ensure(folder)
+    return data.load_or_fetch(Settings.load())
 
 
 def canvas_set(per_glyph: int = 20, seed: int = 18):

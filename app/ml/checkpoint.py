@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from app.fsutil import fsync_dir
+from app.ml.calibration import Calibration
 from app.ml.data import MEAN, STD
 from app.ml.model import ARCHITECTURES, build_model
 
@@ -215,6 +216,10 @@ def _check_metadata(metadata) -> dict:
     for key in ("created_at", "kind", "parent_sha256"):
         if metadata.get(key) is not None and not isinstance(metadata[key], str):
             raise ValueError(f"records {key} as {_show(metadata[key])} ({_kind(metadata[key])}), not text: the file is damaged")
+    try:
+        Calibration.from_metadata(metadata)
+    except ValueError as exc:
+        raise ValueError(f"has unusable calibration data ({exc}): the file is damaged") from None
     return dict(metadata)
 
 

@@ -64,12 +64,8 @@ class MNISTPredictor:
         self.model_path = Path(model_path) if model_path is not None else paths.bundled_model_path()
         self._device = torch.device(device)
         self._loaded = checkpoint.load(self.model_path, self._device)
-        try:
-            self._calibration = calibration.Calibration.from_metadata(self._loaded.metadata)
-        except ValueError as exc:
-            raise checkpoint.ModelFileError(
-                f"Model file {self.model_path} has unusable calibration data ({exc}). "
-                f"Train it again or choose another weights file.") from exc
+        # (checked by checkpoint.load: a file with unusable calibration data is refused)
+        self._calibration = calibration.Calibration.from_metadata(self._loaded.metadata)
         self._lock = threading.Lock()
 
     # ---- information -------------------------------------------------------

@@ -139,6 +139,10 @@ BAD_FILES = {
                    r"holds NaN or infinite values \(in fc1.bias\)"),
     "metadata_text": (_payload(metadata="trained yesterday"), r"has metadata that is not a table of named values \(text\)"),
     "accuracy_text": (_payload(metadata={"test_accuracy": "high"}), r"records a test accuracy 'high' that is not a number from 0 to 100"),
+    "temperature_text": (_payload(metadata={"calibration": {"temperature": "warm"}}),
+                         r"unusable calibration data \(calibration temperature 'warm' is not a number"),
+    "threshold_nan": (_payload(metadata={"calibration": {"temperature": 1.0, "digit_threshold": float("nan")}}),
+                      r"unusable calibration data \(digit threshold nan is not a finite number"),
 }
 
 
