@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 ENVIRONMENT = "the environment"
 # Every variable the settings read (for the log line naming what a .env set).
 VARIABLES = ("MNIST_DIR", "MNIST_MODEL_PATH", "MODEL_PATH", "MNIST_DATA_HOME", "DATABASE_URL",
-             "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD")
+             "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "MNIST_MIRROR")
 DB_DEFAULTS = {"DB_PORT": "5432", "DB_NAME": "mnist", "DB_USER": "postgres", "DB_PASSWORD": ""}
 
 
