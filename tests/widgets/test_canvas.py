@@ -136,8 +136,8 @@ def test_brush_size_and_backing_store_resolution(canvas):
     canvas.set_brush_size(1000)
     assert canvas.brush_size() == 60
     # The backing image follows the device pixel ratio (sharp on HiDPI screens).
-    assert canvas._image.devicePixelRatio() == pytest.approx(canvas.devicePixelRatioF())
-    assert canvas._image.width() == round(canvas.width() * canvas.devicePixelRatioF())
+    assert canvas.rasters.screen.image.devicePixelRatio() == pytest.approx(canvas.devicePixelRatioF())
+    assert canvas.rasters.screen.image.width() == round(canvas.width() * canvas.devicePixelRatioF())
 
 
 def test_right_button_erases(canvas):
@@ -160,7 +160,7 @@ from PySide6.QtWidgets import QApplication
 app = QApplication([])
 from app.widgets.canvas import DrawingCanvas
 c = DrawingCanvas(); c.resize(300, 300); c.show(); app.processEvents()
-print(c.devicePixelRatioF(), c._image.width(), c.grab().width())
+print(c.devicePixelRatioF(), c.rasters.screen.image.width(), c.grab().width())
 """
 
 
