@@ -35,8 +35,11 @@ MIN_BRUSH, MAX_BRUSH, DEFAULT_BRUSH = 4, 60, 22
 MIN_PRESSURE_WIDTH = 0.25
 #: The eraser (right button, the stylus's other end) is this much wider than the brush.
 ERASER_SCALE = 1.5
-#: Opacity of the overlay (set_overlay) over the drawing: it tints the ink, which stays readable.
-OVERLAY_OPACITY = 0.8
+#: "Why this digit?" over the drawing, faintly: the paper under the map takes a light
+#: tint of its colours (multiplied: black ink stays black) ...
+OVERLAY_TINT = 0.45
+#: ... and the ink only a hint of them (screened: the ink stays dark and readable).
+OVERLAY_INK_TINT = 0.2
 
 
 class DrawingCanvas(QWidget):
@@ -126,9 +129,10 @@ class DrawingCanvas(QWidget):
         return bool(self._redo)
 
     def set_overlay(self, image: QImage | None, rect: tuple[float, float, float, float] | None = None) -> None:
-        """Tint the drawing with ``image`` (transparent where nothing is to show), stretched
-        over ``rect`` (x, y, w, h as fractions of the canvas): the ink takes its colours, the
-        paper stays white.  None removes it; so does clearing the canvas."""
+        """Lay ``image`` (transparent where nothing is to show) faintly over the drawing,
+        stretched over ``rect`` (x, y, w, h as fractions of the canvas): the paper under it
+        takes a light tint of its colours, the ink a hint and stays dark.  None removes
+        it; so does clearing the canvas."""
         if image is None or rect is None:
             if self._overlay is not None:
                 self._overlay = self._overlay_rect = None
@@ -282,10 +286,14 @@ class DrawingCanvas(QWidget):
         target = QRectF(r.x() * self.width(), r.y() * self.height(), r.width() * self.width(),
                         r.height() * self.height())
         p.save()
-        p.setOpacity(OVERLAY_OPACITY)
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        # Screen: the ink takes the colour, the white paper stays white.
+        # Multiply: white paper takes the colour, black ink stays black.
+        p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Multiply)
+        p.setOpacity(OVERLAY_TINT)
+        p.drawImage(target, self._overlay)
+        # Screen: black ink takes a little of the colour, white paper stays as it is.
         p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Screen)
+        p.setOpacity(OVERLAY_INK_TINT)
         p.drawImage(target, self._overlay)
         p.restore()
 

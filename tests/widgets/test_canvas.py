@@ -178,3 +178,43 @@ def test_sharp_on_hidpi_screens(tmp_path):
                          timeout=60, cwd=REPO)
     dpr, backing, grabbed = out.stdout.split()
     assert float(dpr) == 2.0 and int(backing) == 600 and int(grabbed) == 600
+
+
+def rgb(image) -> np.ndarray:
+    """A QImage/QPixmap as an (H, W, 3) int array."""
+    from PySide6.QtGui import QImage, QPixmap
+
+    if isinstance(image, QPixmap):
+        image = image.toImage()
+    image = image.convertToFormat(QImage.Format.Format_RGB32)
+    w, h = image.width(), image.height()
+    rows = np.frombuffer(image.constBits(), np.uint8, count=image.bytesPerLine() * h).reshape(h, -1)
+    return rows[:, :4 * w].reshape(h, w, 4)[..., 2::-1].astype(int)  # B, G, R, A -> R, G, B
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0], ids=["for", "against"])
+def test_why_overlay_is_a_faint_tint_and_the_ink_stays_dark(canvas, sign):
+    """'Why this digit?' at full strength over a thick stroke: the ink stays dark and
+    readable, the paper under the map takes a light tint of its colour."""
+    from tests.widgets.conftest import save_artifact
+
+    from app.widgets.charts import heat_overlay
+
+    canvas.set_brush_size(40)
+    drag(canvas, line(40, 150, 260, 150))
+    solid_ink = canvas.snapshot(max_side=10_000) < 8
+    paper = canvas.snapshot(max_side=10_000) == 255
+    paper[:5] = paper[-5:] = paper[:, :5] = paper[:, -5:] = False  # not the frame
+    before = rgb(canvas.grab())
+    canvas.set_overlay(heat_overlay(np.full((28, 28), sign)), (0.0, 0.0, 1.0, 1.0))
+    after = rgb(canvas.grab())
+    save_artifact(canvas, f"canvas_why_overlay_{'for' if sign > 0 else 'against'}.png")
+    luminance = after @ np.array([0.299, 0.587, 0.114])
+    assert luminance[solid_ink].max() < 60, "the ink under the map must stay dark"
+    spread = after.max(axis=2) - after.min(axis=2)
+    assert spread[solid_ink].mean() > 8  # ... with a hint of the colour
+    assert luminance[paper].min() > 180, "the paper must stay light"
+    assert spread[paper].mean() > 30  # ... and visibly tinted
+    assert np.array_equal(before[paper], np.full_like(before[paper], 255))
+    canvas.set_overlay(None)
+    assert np.array_equal(rgb(canvas.grab()), before)
