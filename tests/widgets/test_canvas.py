@@ -156,16 +156,22 @@ def test_snapshot_for_the_network_is_small_and_keeps_the_drawing(canvas):
 
 HIDPI_CHILD = """
 import sys
+from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
-from app.widgets.canvas import DrawingCanvas
+from app.widgets.canvas import DrawingCanvas, Stroke
+from tests.widgets.test_ink_solid import defects
 c = DrawingCanvas(); c.resize(300, 300); c.show(); app.processEvents()
-print(c.devicePixelRatioF(), c.rasters.screen.image.width(), c.grab().width())
+s = Stroke([QPointF(x, y) for x, y in [(130, 150), (150, 150), (160, 152), (150, 150), (140, 152), (158, 150)]],
+           [60.0] * 6)
+c.add_stroke(s)
+print(c.devicePixelRatioF(), c.rasters.screen.image.width(), c.grab().width(), len(defects(c, s)))
 """
 
 
 def test_sharp_on_hidpi_screens(tmp_path):
-    """At a device pixel ratio of 2 the strokes are painted into a 2x backing image."""
+    """At a device pixel ratio of 2 the strokes are painted into a 2x backing image, as
+    solid as at 1x (the screen and display_image() at 2x, the snapshot at 280 px)."""
     import os
     import subprocess
     import sys
@@ -176,8 +182,9 @@ def test_sharp_on_hidpi_screens(tmp_path):
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     out = subprocess.run([sys.executable, "-c", HIDPI_CHILD], env=env, capture_output=True, text=True,
                          timeout=60, cwd=REPO)
-    dpr, backing, grabbed = out.stdout.split()
+    dpr, backing, grabbed, pictures_with_defects = out.stdout.split()
     assert float(dpr) == 2.0 and int(backing) == 600 and int(grabbed) == 600
+    assert pictures_with_defects == "0"
 
 
 def rgb(image) -> np.ndarray:

@@ -94,7 +94,8 @@ def pictures(canvas) -> dict[str, tuple[np.ndarray, float, np.ndarray]]:
     screen = grey(canvas.grab())
     dpr = screen.shape[1] / canvas.width()
     inner = np.zeros(screen.shape, bool)
-    inner[1:-1, 1:-1] = True
+    frame = math.ceil(dpr)  # one logical pixel
+    inner[frame:-frame, frame:-frame] = True
     small = canvas.snapshot()
     full = canvas.snapshot(max_side=10_000)
     return {"screen": (screen, dpr, inner),
