@@ -261,7 +261,7 @@ class DrawingCanvas(QWidget):
             p.drawImage(QPointF(0, 0), self.rasters.screen.image)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         if self._current is not None:
-            paint_stroke(p, self._current)
+            paint_stroke(p, self._current, within=QRectF(event.rect()))
         if self._overlay is not None and self._overlay_rect is not None:
             self._paint_overlay(p)
         if self.is_empty() and self._placeholder:

@@ -58,6 +58,7 @@ class Stroke:
     points: list[QPointF] = field(default_factory=list)
     widths: list[float] = field(default_factory=list)
     erase: bool = False
+    _xy: np.ndarray = field(default_factory=lambda: np.empty((0, 2)), init=False, repr=False, compare=False)
 
     def add(self, p: QPointF, width: float) -> bool:
         """Append a sample; False (and only the width kept) if it is too close to the last."""
@@ -69,6 +70,19 @@ class Stroke:
         self.points.append(QPointF(p))
         self.widths.append(width)
         return True
+
+    def samples(self) -> np.ndarray:
+        """The samples as an (n, 3) array of x, y, width (the points' part is kept and only
+        grows as points are added: a stroke being drawn is painted again and again)."""
+        n, known = len(self.points), len(self._xy)
+        stale = known > n or (known and (self._xy[-1, 0] != self.points[known - 1].x()
+                                         or self._xy[-1, 1] != self.points[known - 1].y()))
+        if stale:
+            self._xy, known = np.empty((0, 2)), 0
+        if known < n:
+            new = np.array([(p.x(), p.y()) for p in self.points[known:]], float).reshape(-1, 2)
+            self._xy = np.vstack([self._xy, new])
+        return np.column_stack([self._xy, np.asarray(self.widths[:n], float)])
 
     def bounds(self) -> QRectF:
         """A rectangle holding all the ink of the stroke (logical px)."""
@@ -85,8 +99,7 @@ def centre_line(stroke: Stroke, tolerance: float = TOLERANCE, radius_step: float
     the samples as control points, straight to the last sample.  Each piece is cut into
     enough straight parts that none strays more than ``tolerance`` from the curve and the
     radius changes by at most ``radius_step`` along each."""
-    a = np.column_stack([np.array([(p.x(), p.y()) for p in stroke.points], float).reshape(-1, 2),
-                         np.asarray(stroke.widths, float) / 2])
+    a = stroke.samples() * (1.0, 1.0, 0.5)  # x, y, radius
     if len(a) <= 1:
         return a
     mids = (a[:-1] + a[1:]) / 2
@@ -131,11 +144,26 @@ def pen_runs(line: np.ndarray, radius_step: float = RADIUS_STEP) -> list[tuple[f
     return runs
 
 
-def paint_stroke(painter: QPainter, stroke: Stroke) -> None:
+def _parts_near(points: np.ndarray, reach: float, rect: QRectF) -> list[np.ndarray]:
+    """The runs of consecutive segments of a polyline that come within ``reach`` of ``rect``."""
+    lo = np.minimum(points[:-1], points[1:]) - reach
+    hi = np.maximum(points[:-1], points[1:]) + reach
+    near = np.flatnonzero((hi[:, 0] >= rect.left()) & (lo[:, 0] <= rect.right())
+                          & (hi[:, 1] >= rect.top()) & (lo[:, 1] <= rect.bottom()))
+    if len(near) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(near) > 1)
+    firsts = np.concatenate([near[:1], near[breaks + 1]])
+    lasts = np.concatenate([near[breaks], near[-1:]])
+    return [points[a:b + 2] for a, b in zip(firsts, lasts)]
+
+
+def paint_stroke(painter: QPainter, stroke: Stroke, within: QRectF | None = None) -> None:
     """Paint one stroke (ink, or paper for an erasing stroke) as the envelope of its centre
     line: round pens along the flattened line, never along the curve itself (Qt offsets a
     curve that turns more tightly than the pen is wide wrongly: crescents, flat cuts).
-    The painter should be antialiased."""
+    ``within`` (logical px): only the parts that reach into it are painted (a widget's
+    paint event, while a long stroke is drawn).  The painter should be antialiased."""
     if not stroke.points:
         return
     colour = PAPER if stroke.erase else INK
@@ -148,11 +176,16 @@ def paint_stroke(painter: QPainter, stroke: Stroke) -> None:
         return
     painter.setBrush(Qt.BrushStyle.NoBrush)
     pen = QPen(colour, 1.0, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin)
-    for width, pts in pen_runs(line):
-        xy = pts.tolist()
-        path = QPainterPath(QPointF(*xy[0]))
-        for x, y in xy[1:]:
-            path.lineTo(x, y)
+    for width, points in pen_runs(line):
+        parts = [points] if within is None else _parts_near(points, width / 2 + 2, within)
+        if not parts:
+            continue
+        path = QPainterPath()  # the parts of one run as one path: one fill, no seams
+        for part in parts:
+            xy = part.tolist()
+            path.moveTo(*xy[0])
+            for x, y in xy[1:]:
+                path.lineTo(x, y)
         pen.setWidthF(width)
         painter.setPen(pen)
         painter.drawPath(path)
