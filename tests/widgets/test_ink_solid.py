@@ -202,6 +202,15 @@ def test_tiny_one_in_the_corner_is_solid(canvas):
     assert defects(canvas, canvas.strokes[-1]) == {}
 
 
+def test_small_one_with_a_shaky_retrace_is_solid(canvas):
+    # Before, holes inside this small 1 made the network read it as an 8 (99 %).
+    canvas.set_brush_size(18)
+    drag(canvas, [QPoint(x, y) for x, y in [(30, 20), (31, 16), (31, 25), (29, 34), (29, 28), (29, 38), (30, 48),
+                                            (31, 58), (30, 52), (30, 61)]])
+    save_artifact(canvas, "ink_small_one.png")
+    assert defects(canvas, canvas.strokes[-1]) == {}
+
+
 def test_stylus_stroke_with_changing_pressure_is_solid(canvas):
     canvas.set_brush_size(50)
     points = [QPoint(100, 150), QPoint(140, 150), QPoint(150, 152), QPoint(138, 150), QPoint(120, 153),
