@@ -24,7 +24,7 @@ from PySide6.QtGui import (QColor, QImage, QMouseEvent, QPainter, QPaintEvent, Q
                            QTabletEvent)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from app.widgets.ink import PAPER, SNAPSHOT_SIDE, DrawingRasters, Stroke, paint_stroke
+from app.widgets.ink import SNAPSHOT_SIDE, DrawingRasters, Stroke, paint_stroke, paint_tint, picture_on_paper
 
 __all__ = ["DEFAULT_BRUSH", "MAX_BRUSH", "MIN_BRUSH", "MIN_PRESSURE_WIDTH", "DrawingCanvas", "SquareFrame", "Stroke"]
 
@@ -35,11 +35,13 @@ MIN_BRUSH, MAX_BRUSH, DEFAULT_BRUSH = 4, 60, 22
 MIN_PRESSURE_WIDTH = 0.25
 #: The eraser (right button, the stylus's other end) is this much wider than the brush.
 ERASER_SCALE = 1.5
-#: "Why this digit?" over the drawing, faintly: the paper under the map takes a light
-#: tint of its colours (multiplied: black ink stays black) ...
-OVERLAY_TINT = 0.45
-#: ... and the ink only a hint of them (screened: the ink stays dark and readable).
-OVERLAY_INK_TINT = 0.2
+
+
+def pressure_width(brush: float, pressure: float, erase: bool = False) -> float:
+    """A stylus's stroke width at ``pressure`` (0..1) with a brush of ``brush`` px."""
+    pressure = max(0.0, min(1.0, float(pressure)))
+    scale = ERASER_SCALE if erase else 1.0
+    return brush * scale * (MIN_PRESSURE_WIDTH + (1 - MIN_PRESSURE_WIDTH) * pressure)
 
 
 class DrawingCanvas(QWidget):
@@ -213,7 +215,7 @@ class DrawingCanvas(QWidget):
         """What the canvas shows (at device resolution), e.g. for the correction dialog."""
         if self._backdrop is not None:
             return self._backdrop_view.copy()
-        return self.rasters.screen.with_stroke(self._current).convertToFormat(QImage.Format.Format_RGB32)
+        return self.rasters.screen.with_stroke(self._current)  # a copy
 
     def _logical_size(self) -> QSize:
         s = self.size()
@@ -230,20 +232,8 @@ class DrawingCanvas(QWidget):
             self._render_backdrop()
 
     def _render_backdrop(self) -> None:
-        dpr = self._dpr()
         size = self._logical_size()
-        img = QImage(round(size.width() * dpr), round(size.height() * dpr), QImage.Format.Format_RGB32)
-        img.setDevicePixelRatio(dpr)
-        img.fill(PAPER)
-        p = QPainter(img)
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        target = QRectF(0, 0, size.width(), size.height())
-        scaled = self._backdrop.size().scaled(size, Qt.AspectRatioMode.KeepAspectRatio)
-        rect = QRectF(0, 0, scaled.width(), scaled.height())
-        rect.moveCenter(target.center())
-        p.drawImage(rect, self._backdrop)
-        p.end()
-        self._backdrop_view = img
+        self._backdrop_view = picture_on_paper(self._backdrop, size.width(), size.height(), self._dpr())
 
     def _changed(self) -> None:
         self._revision += 1
@@ -263,7 +253,9 @@ class DrawingCanvas(QWidget):
         if self._current is not None:
             paint_stroke(p, self._current, within=QRectF(event.rect()))
         if self._overlay is not None and self._overlay_rect is not None:
-            self._paint_overlay(p)
+            r = self._overlay_rect
+            paint_tint(p, self._overlay, QRectF(r.x() * self.width(), r.y() * self.height(),
+                                                r.width() * self.width(), r.height() * self.height()))
         if self.is_empty() and self._placeholder:
             p.setPen(QColor(150, 150, 160))
             font = p.font()
@@ -280,22 +272,6 @@ class DrawingCanvas(QWidget):
             p.drawText(rect, Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter,
                        self._backdrop_caption)
         p.end()
-
-    def _paint_overlay(self, p: QPainter) -> None:
-        r = self._overlay_rect
-        target = QRectF(r.x() * self.width(), r.y() * self.height(), r.width() * self.width(),
-                        r.height() * self.height())
-        p.save()
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        # Multiply: white paper takes the colour, black ink stays black.
-        p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Multiply)
-        p.setOpacity(OVERLAY_TINT)
-        p.drawImage(target, self._overlay)
-        # Screen: black ink takes a little of the colour, white paper stays as it is.
-        p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Screen)
-        p.setOpacity(OVERLAY_INK_TINT)
-        p.drawImage(target, self._overlay)
-        p.restore()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         self._resized()
@@ -326,7 +302,7 @@ class DrawingCanvas(QWidget):
     def tabletEvent(self, event: QTabletEvent) -> None:
         kind = event.type()
         erase = event.pointerType() == QPointingDevice.PointerType.Eraser
-        width = self._pressure_width(event.pressure(), erase)
+        width = pressure_width(self._brush, event.pressure(), erase)
         if kind == QTabletEvent.Type.TabletPress:
             self._tablet_down = True
             self._begin(event.position(), width, erase)
@@ -338,11 +314,6 @@ class DrawingCanvas(QWidget):
                 self._end()
             self._tablet_down = False
         event.accept()  # no synthesized mouse events
-
-    def _pressure_width(self, pressure: float, erase: bool) -> float:
-        pressure = max(0.0, min(1.0, float(pressure)))
-        scale = ERASER_SCALE if erase else 1.0
-        return self._brush * scale * (MIN_PRESSURE_WIDTH + (1 - MIN_PRESSURE_WIDTH) * pressure)
 
     def _begin(self, pos: QPointF, width: float, erase: bool) -> None:
         if self._backdrop is not None:
@@ -372,11 +343,8 @@ class DrawingCanvas(QWidget):
         self.strokeFinished.emit()
 
     def _update_around(self, stroke: Stroke, tail: bool = False) -> None:
-        if tail and len(stroke.points) >= 3:
-            part = Stroke(stroke.points[-3:], stroke.widths[-3:])
-            self.update(part.bounds().toAlignedRect().adjusted(-2, -2, 2, 2))
-        else:
-            self.update(stroke.bounds().toAlignedRect().adjusted(-2, -2, 2, 2))
+        part = Stroke(stroke.points[-3:], stroke.widths[-3:]) if tail else stroke  # what a new sample changes
+        self.update(part.bounds().toAlignedRect().adjusted(-2, -2, 2, 2))
 
 
 class SquareFrame(QWidget):

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,11 @@ TOLERANCE = 0.1
 RADIUS_STEP = 0.5
 #: A raster keeps a copy of itself every this many strokes: an undo repaints fewer.
 CHECKPOINT_EVERY = 16
+#: A picture laid over the drawing ("Why this digit?") tints it faintly: the paper under
+#: it takes a light tint of its colours (multiplied: black ink stays black) ...
+TINT_PAPER = 0.45
+#: ... and the ink only a hint of them (screened: the ink stays dark and readable).
+TINT_INK = 0.2
 #: The rasters' format: Qt paints into it about twice as fast as into a grey image
 #: (the ink is grey all the same: red = green = blue).
 RASTER = QImage.Format.Format_RGB32
@@ -55,6 +60,8 @@ GREY = QImage.Format.Format_Grayscale8
 
 @dataclass
 class Stroke:
+    """One stroke: its samples (points in logical px, a width each) and whether it erases."""
+
     points: list[QPointF] = field(default_factory=list)
     widths: list[float] = field(default_factory=list)
     erase: bool = False
@@ -189,6 +196,38 @@ def paint_stroke(painter: QPainter, stroke: Stroke, within: QRectF | None = None
         pen.setWidthF(width)
         painter.setPen(pen)
         painter.drawPath(path)
+
+
+def paint_tint(painter: QPainter, image: QImage, target: QRectF) -> None:
+    """Lay ``image`` (transparent where it has nothing to show) faintly over what the
+    painter has painted, stretched over ``target``: a light tint on the paper, a hint on
+    the ink."""
+    painter.save()
+    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+    painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Multiply)
+    painter.setOpacity(TINT_PAPER)
+    painter.drawImage(target, image)
+    painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Screen)
+    painter.setOpacity(TINT_INK)
+    painter.drawImage(target, image)
+    painter.restore()
+
+
+def picture_on_paper(image: QImage, width: int, height: int, dpr: float = 1.0) -> QImage:
+    """``image`` scaled to fit a ``width`` x ``height`` (logical px) sheet of white paper,
+    centred, keeping its aspect ratio; at the device pixel ratio ``dpr``."""
+    out = QImage(round(width * dpr), round(height * dpr), QImage.Format.Format_RGB32)
+    out.setDevicePixelRatio(dpr)
+    out.fill(PAPER)
+    p = QPainter(out)
+    p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+    target = QRectF(0, 0, width, height)
+    scaled = image.size().scaled(QSize(width, height), Qt.AspectRatioMode.KeepAspectRatio)
+    rect = QRectF(0, 0, scaled.width(), scaled.height())
+    rect.moveCenter(target.center())
+    p.drawImage(rect, image)
+    p.end()
+    return out
 
 
 # ---- rasters -------------------------------------------------------------------------------------
@@ -370,10 +409,6 @@ class DrawingRasters:
         """Strokes painted by all the rasters so far (the work done)."""
         return self._painted_by_dropped + sum(layer.painted for layer in self.layers())
 
-    @property
-    def count(self) -> int:
-        return self.screen.count
-
     def resize(self, width: int, height: int, dpr: float, strokes: Sequence[Stroke]) -> None:
         """A new logical size or device pixel ratio: every raster is painted afresh."""
         logical, dpr = (max(1, int(width)), max(1, int(height))), max(1.0, float(dpr))
@@ -384,6 +419,7 @@ class DrawingRasters:
         self.screen = self._screen_layer()
         self._snapshots = {side: self._snapshot_layer(side) for side in self._snapshots}
         self.reset(strokes)
+        log.debug("rasters repainted at %dx%d (ratio %.2f): %d strokes", *logical, dpr, len(strokes))
 
     def push(self, stroke: Stroke) -> None:
         for layer in self.layers():
