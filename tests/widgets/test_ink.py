@@ -12,8 +12,9 @@ from PySide6.QtTest import QTest
 
 from app.widgets import ink
 from app.widgets.canvas import DrawingCanvas, Stroke
-from app.widgets.ink import CHECKPOINT_EVERY, SNAPSHOT_SIDE, DrawingRasters, qimage_to_grey, render_strokes
+from app.widgets.ink import CHECKPOINT_EVERY, SNAPSHOT_SIDE, DrawingRasters, render_strokes
 from tests.widgets.helpers import drag, line, tablet_stroke
+from tests.widgets.test_ink_solid import grey as qimage_to_grey
 
 SIDE = 300
 
