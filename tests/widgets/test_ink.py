@@ -14,7 +14,7 @@ from app.widgets import ink
 from app.widgets.canvas import DrawingCanvas, Stroke
 from app.widgets.ink import CHECKPOINT_EVERY, SNAPSHOT_SIDE, DrawingRasters, render_strokes
 from tests.widgets.helpers import drag, line, tablet_stroke
-from tests.widgets.test_ink_solid import grey as qimage_to_grey
+from tests.widgets.test_ink_solid import grey
 
 SIDE = 300
 
@@ -42,14 +42,14 @@ def random_strokes(count: int, seed: int = 0) -> list[Stroke]:
 
 
 def screen_pixels(canvas) -> np.ndarray:
-    return qimage_to_grey(canvas.rasters.screen.image)
+    return grey(canvas.rasters.screen.image)
 
 
 def fresh_screen(canvas) -> np.ndarray:
     """The screen raster painted from scratch from the canvas's strokes."""
     fresh = DrawingRasters(canvas.width(), canvas.height(), canvas.devicePixelRatioF())
     fresh.reset(canvas.strokes)
-    return qimage_to_grey(fresh.screen.image)
+    return grey(fresh.screen.image)
 
 
 def test_render_strokes_is_the_snapshot(canvas):
@@ -184,12 +184,12 @@ def test_an_opened_image_is_shown_but_not_in_the_snapshot(canvas):
     picture = QImage(100, 50, QImage.Format.Format_RGB32)
     picture.fill(QColor(20, 20, 20))
     canvas.show_image(picture, "seven.png")
-    shown = qimage_to_grey(canvas.display_image())
+    shown = grey(canvas.display_image())
     assert shown[SIDE // 2, SIDE // 2] < 40 and shown[10, SIDE // 2] == 255  # scaled to the width, centred
     assert canvas.snapshot().min() == 255 and not canvas.has_ink()
     drag(canvas, [QPoint(50, 50), QPoint(80, 80)])  # drawing on it starts afresh
     assert not canvas.has_image() and len(canvas.strokes) == 1
-    assert qimage_to_grey(canvas.display_image())[SIDE // 2, SIDE // 2] == 255
+    assert grey(canvas.display_image())[SIDE // 2, SIDE // 2] == 255
 
 
 def test_stroke_geometry_helpers():
