@@ -105,7 +105,7 @@ def centre_line(stroke: Stroke, tolerance: float = TOLERANCE, radius_step: float
     from the first sample to the first midpoint, quadratic from midpoint to midpoint with
     the samples as control points, straight to the last sample.  Each piece is cut into
     enough straight parts that none strays more than ``tolerance`` from the curve and the
-    radius changes by at most ``radius_step`` along each."""
+    radius changes by about ``radius_step`` at most along each."""
     a = stroke.samples() * (1.0, 1.0, 0.5)  # x, y, radius
     if len(a) <= 1:
         return a
