@@ -1,115 +1,47 @@
-"""The drawing canvas: smooth antialiased strokes with mouse or stylus, undo/redo, clear.
+"""The drawing canvas: the widget a digit is drawn on with the mouse or a stylus.
 
-Strokes are kept as vectors (points with a width each) in logical pixels and painted into
-a backing image at the screen's device pixel ratio, so they stay sharp on HiDPI screens
-and can be re-rendered for undo/redo or a resize.  A stroke is drawn through the
-midpoints of its samples with quadratic curves, so it stays smooth however fast the
-pointer moves (a fast move just gives longer curve pieces, never gaps or corners).
+It turns pointer events into strokes (``app.widgets.ink.Stroke``: points in logical pixels
+with a width each) and keeps the list with undo/redo and clear; how strokes look and the
+rasters they are painted into (the screen's, the network's ``snapshot()``) live in
+``app.widgets.ink``.
 
-Stylus (``QTabletEvent``): pressure scales the width (``MIN_PRESSURE_WIDTH`` .. 1 x the
-brush size); the eraser end erases.
+Mouse: the left button draws, the right button erases.  Stylus (``QTabletEvent``):
+pressure scales the width (``MIN_PRESSURE_WIDTH`` .. 1 x the brush size); the eraser end
+erases.
 
 The widget knows nothing of models: it emits signals and hands out a grey ``snapshot()``.
-It can lay a faint picture over the drawing (``set_overlay``: "Why this digit?").
+It can lay a faint picture over the drawing (``set_overlay``: "Why this digit?") and show
+an opened image instead of a drawing (``show_image``).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import (QColor, QImage, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPen,
-                           QPointingDevice, QResizeEvent, QTabletEvent)
+from PySide6.QtGui import (QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPointingDevice, QResizeEvent,
+                           QTabletEvent)
 from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from app.widgets.ink import SNAPSHOT_SIDE, DrawingRasters, Stroke, paint_stroke, paint_tint, picture_on_paper
+
+__all__ = ["DEFAULT_BRUSH", "MAX_BRUSH", "MIN_BRUSH", "MIN_PRESSURE_WIDTH", "DrawingCanvas", "SquareFrame", "Stroke"]
 
 log = logging.getLogger(__name__)
 
-INK = QColor(0, 0, 0)
-PAPER = QColor(255, 255, 255)
 MIN_BRUSH, MAX_BRUSH, DEFAULT_BRUSH = 4, 60, 22
 #: The width at zero pressure, as a fraction of the brush size.
 MIN_PRESSURE_WIDTH = 0.25
-#: The longer side of the picture handed to the network's preprocessing (MNIST's own
-#: digits were scanned at about this ratio: 20 px of digit from ~200-300 px of drawing).
-SNAPSHOT_SIDE = 280
-#: Samples closer than this (logical px) to the previous one are skipped.
-MIN_STEP = 0.75
-#: Opacity of the overlay (set_overlay) over the drawing: it tints the ink, which stays readable.
-OVERLAY_OPACITY = 0.8
+#: The eraser (right button, the stylus's other end) is this much wider than the brush.
+ERASER_SCALE = 1.5
 
 
-@dataclass
-class Stroke:
-    points: list[QPointF] = field(default_factory=list)
-    widths: list[float] = field(default_factory=list)
-    erase: bool = False
-
-    def add(self, p: QPointF, width: float) -> bool:
-        if self.points:
-            last = self.points[-1]
-            if abs(p.x() - last.x()) + abs(p.y() - last.y()) < MIN_STEP:
-                self.widths[-1] = max(self.widths[-1], width) if len(self.points) == 1 else width
-                return False
-        self.points.append(QPointF(p))
-        self.widths.append(width)
-        return True
-
-    @property
-    def uniform(self) -> bool:
-        return max(self.widths) - min(self.widths) < 0.05
-
-    def bounds(self) -> QRectF:
-        xs = [p.x() for p in self.points]
-        ys = [p.y() for p in self.points]
-        w = max(self.widths)
-        return QRectF(min(xs) - w, min(ys) - w, max(xs) - min(xs) + 2 * w, max(ys) - min(ys) + 2 * w)
-
-
-def paint_stroke(painter: QPainter, stroke: Stroke) -> None:
-    """Paint one stroke with round caps and joins; the painter must be antialiased."""
-    color = PAPER if stroke.erase else INK
-    pts, widths = stroke.points, stroke.widths
-    if not pts:
-        return
-    if len(pts) == 1:
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(color)
-        r = widths[0] / 2
-        painter.drawEllipse(pts[0], r, r)
-        return
-    painter.setBrush(Qt.BrushStyle.NoBrush)
-    if stroke.uniform:
-        pen = QPen(color, widths[0], Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
-                   Qt.PenJoinStyle.RoundJoin)
-        painter.setPen(pen)
-        painter.drawPath(smooth_path(pts))
-        return
-    # Pressure: each piece of the smoothed curve with its own width; round caps join them.
-    pen = QPen(color, 1.0, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin)
-    prev_mid = pts[0]
-    for i in range(1, len(pts)):
-        mid = (pts[i - 1] + pts[i]) / 2 if i < len(pts) - 1 else pts[i]
-        path = QPainterPath(prev_mid)
-        path.quadTo(pts[i - 1], mid) if i > 1 else path.lineTo(mid)
-        pen.setWidthF((widths[i - 1] + widths[i]) / 2)
-        painter.setPen(pen)
-        painter.drawPath(path)
-        prev_mid = mid
-
-
-def smooth_path(pts: list[QPointF]) -> QPainterPath:
-    """A curve through the midpoints of the samples, with the samples as control points."""
-    path = QPainterPath(pts[0])
-    if len(pts) == 2:
-        path.lineTo(pts[1])
-        return path
-    path.lineTo((pts[0] + pts[1]) / 2)
-    for i in range(1, len(pts) - 1):
-        path.quadTo(pts[i], (pts[i] + pts[i + 1]) / 2)
-    path.lineTo(pts[-1])
-    return path
+def pressure_width(brush: float, pressure: float, erase: bool = False) -> float:
+    """A stylus's stroke width at ``pressure`` (0..1) with a brush of ``brush`` px."""
+    pressure = max(0.0, min(1.0, float(pressure)))
+    scale = ERASER_SCALE if erase else 1.0
+    return brush * scale * (MIN_PRESSURE_WIDTH + (1 - MIN_PRESSURE_WIDTH) * pressure)
 
 
 class DrawingCanvas(QWidget):
@@ -143,14 +75,16 @@ class DrawingCanvas(QWidget):
         self._current: Stroke | None = None
         self._brush = DEFAULT_BRUSH
         self._revision = 0
-        self._image = QImage()
+        size = self._logical_size()
+        #: The screen's and the network's rasters, kept in step with the strokes.
+        self.rasters = DrawingRasters(size.width(), size.height(), self._dpr())
         self._backdrop: QImage | None = None
+        self._backdrop_view = QImage()  # the opened image on white paper, at device resolution
         self._backdrop_caption = ""
         self._placeholder = "Draw a digit here"
         self._tablet_down = False
         self._overlay: QImage | None = None
         self._overlay_rect: QRectF | None = None  # fractions of the canvas (x, y, w, h)
-        self._rebuild()
 
     # ---- properties ----------------------------------------------------------------------
     def sizeHint(self) -> QSize:
@@ -197,9 +131,10 @@ class DrawingCanvas(QWidget):
         return bool(self._redo)
 
     def set_overlay(self, image: QImage | None, rect: tuple[float, float, float, float] | None = None) -> None:
-        """Tint the drawing with ``image`` (transparent where nothing is to show), stretched
-        over ``rect`` (x, y, w, h as fractions of the canvas): the ink takes its colours, the
-        paper stays white.  None removes it; so does clearing the canvas."""
+        """Lay ``image`` (transparent where nothing is to show) faintly over the drawing,
+        stretched over ``rect`` (x, y, w, h as fractions of the canvas): the paper under it
+        takes a light tint of its colours, the ink a hint and stays dark.  None removes
+        it; so does clearing the canvas."""
         if image is None or rect is None:
             if self._overlay is not None:
                 self._overlay = self._overlay_rect = None
@@ -222,13 +157,16 @@ class DrawingCanvas(QWidget):
         if self._current is not None or not self._strokes:
             return
         self._redo.append(self._strokes.pop())
-        self._changed(rebuild=True)
+        self.rasters.truncate(self._strokes)
+        self._changed()
 
     def redo(self) -> None:
         if self._current is not None or not self._redo:
             return
-        self._strokes.append(self._redo.pop())
-        self._changed(rebuild=True)
+        stroke = self._redo.pop()
+        self._strokes.append(stroke)
+        self.rasters.push(stroke)
+        self._changed()
 
     def clear(self) -> None:
         """Empty the canvas (not undoable: the drawing has been handed over)."""
@@ -238,9 +176,10 @@ class DrawingCanvas(QWidget):
         self._current = None
         self._backdrop = None
         self._overlay = self._overlay_rect = None
+        self.rasters.reset()
         if had:
             self.cleared.emit()  # first: receivers may still hand the old drawing on
-        self._changed(rebuild=True)
+        self._changed()
 
     def show_image(self, image: QImage, caption: str = "") -> None:
         """Show an opened image file instead of a drawing (drawing on it starts afresh)."""
@@ -248,78 +187,55 @@ class DrawingCanvas(QWidget):
         self._redo.clear()
         self._current = None
         self._overlay = self._overlay_rect = None
+        self.rasters.reset()
         self._backdrop = image.copy()
         self._backdrop_caption = caption
-        self._changed(rebuild=True)
+        self._render_backdrop()
+        self._changed()
 
     def has_image(self) -> bool:
         return self._backdrop is not None
 
     def add_stroke(self, stroke: Stroke) -> None:
-        """Add a finished stroke programmatically (tests, benchmarks)."""
-        self._strokes.append(stroke)
-        self._redo.clear()
-        self._changed(rebuild=True)
-        self.strokeFinished.emit()
+        """Add a finished stroke programmatically (tests, benchmarks), as if drawn."""
+        if self._backdrop is not None:
+            self.clear()  # drawing on an opened image starts a new drawing
+        self._commit(stroke)
 
     # ---- the picture ---------------------------------------------------------------------
     def snapshot(self, max_side: int = SNAPSHOT_SIDE) -> np.ndarray:
         """The drawing as a grey uint8 array (black ink on white), scaled down so that its
         longer side is at most ``max_side`` pixels (the network sees 20x20 of it anyway;
-        a smaller picture keeps preprocessing fast)."""
-        size = self._logical_size()
-        scale = min(1.0, max_side / max(size.width(), size.height()))
-        img = QImage(max(1, round(size.width() * scale)), max(1, round(size.height() * scale)),
-                     QImage.Format.Format_Grayscale8)
-        img.fill(PAPER)
-        p = QPainter(img)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        p.scale(scale, scale)
-        for s in self._strokes:
-            paint_stroke(p, s)
-        if self._current is not None:
-            paint_stroke(p, self._current)
-        p.end()
-        return qimage_to_grey(img)
+        a smaller picture keeps preprocessing fast).  The same as
+        ``ink.render_strokes(strokes, width, height, max_side)``, kept up to date stroke by
+        stroke (an opened image is not part of it)."""
+        return self.rasters.snapshot(self._strokes, self._current, max_side)
 
     def display_image(self) -> QImage:
         """What the canvas shows (at device resolution), e.g. for the correction dialog."""
-        img = self._image.copy()
-        if self._current is not None:
-            p = QPainter(img)
-            p.setRenderHint(QPainter.RenderHint.Antialiasing)
-            paint_stroke(p, self._current)
-            p.end()
-        return img
+        if self._backdrop is not None:
+            return self._backdrop_view.copy()
+        return self.rasters.screen.with_stroke(self._current)  # a copy
 
     def _logical_size(self) -> QSize:
         s = self.size()
         return QSize(max(1, s.width()), max(1, s.height()))
 
-    def _rebuild(self) -> None:
-        dpr = max(1.0, self.devicePixelRatioF())
-        size = self._logical_size()
-        img = QImage(int(round(size.width() * dpr)), int(round(size.height() * dpr)),
-                     QImage.Format.Format_RGB32)
-        img.setDevicePixelRatio(dpr)
-        img.fill(PAPER)
-        p = QPainter(img)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        if self._backdrop is not None:
-            target = QRectF(0, 0, size.width(), size.height())
-            scaled = self._backdrop.size().scaled(size, Qt.AspectRatioMode.KeepAspectRatio)
-            rect = QRectF(0, 0, scaled.width(), scaled.height())
-            rect.moveCenter(target.center())
-            p.drawImage(rect, self._backdrop)
-        for s in self._strokes:
-            paint_stroke(p, s)
-        p.end()
-        self._image = img
+    def _dpr(self) -> float:
+        return max(1.0, self.devicePixelRatioF())
 
-    def _changed(self, rebuild: bool) -> None:
-        if rebuild:
-            self._rebuild()
+    def _resized(self) -> None:
+        """A new size or device pixel ratio: the rasters are painted afresh."""
+        size = self._logical_size()
+        self.rasters.resize(size.width(), size.height(), self._dpr(), self._strokes)
+        if self._backdrop is not None:
+            self._render_backdrop()
+
+    def _render_backdrop(self) -> None:
+        size = self._logical_size()
+        self._backdrop_view = picture_on_paper(self._backdrop, size.width(), size.height(), self._dpr())
+
+    def _changed(self) -> None:
         self._revision += 1
         self.update()
         self.undoAvailable.emit(self.can_undo())
@@ -329,21 +245,17 @@ class DrawingCanvas(QWidget):
     # ---- Qt events -------------------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
-        p.drawImage(QPointF(0, 0), self._image)
+        if self._backdrop is not None:
+            p.drawImage(QPointF(0, 0), self._backdrop_view)
+        else:
+            p.drawImage(QPointF(0, 0), self.rasters.screen.image)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         if self._current is not None:
-            paint_stroke(p, self._current)
+            paint_stroke(p, self._current, within=QRectF(event.rect()))
         if self._overlay is not None and self._overlay_rect is not None:
             r = self._overlay_rect
-            target = QRectF(r.x() * self.width(), r.y() * self.height(), r.width() * self.width(),
-                            r.height() * self.height())
-            p.save()
-            p.setOpacity(OVERLAY_OPACITY)
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            # Screen: the ink takes the colour, the white paper stays white.
-            p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Screen)
-            p.drawImage(target, self._overlay)
-            p.restore()
+            paint_tint(p, self._overlay, QRectF(r.x() * self.width(), r.y() * self.height(),
+                                                r.width() * self.width(), r.height() * self.height()))
         if self.is_empty() and self._placeholder:
             p.setPen(QColor(150, 150, 160))
             font = p.font()
@@ -362,12 +274,12 @@ class DrawingCanvas(QWidget):
         p.end()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
-        self._rebuild()
+        self._resized()
         super().resizeEvent(event)
 
     def changeEvent(self, event) -> None:
         if event.type() in (event.Type.DevicePixelRatioChange, event.Type.ScreenChangeInternal):
-            self._rebuild()
+            self._resized()
             self.update()
         super().changeEvent(event)
 
@@ -375,11 +287,11 @@ class DrawingCanvas(QWidget):
         if event.button() == Qt.MouseButton.LeftButton and not self._tablet_down:
             self._begin(event.position(), self._brush, erase=False)
         elif event.button() == Qt.MouseButton.RightButton and not self._tablet_down:
-            self._begin(event.position(), self._brush * 1.5, erase=True)  # right button erases
+            self._begin(event.position(), self._brush * ERASER_SCALE, erase=True)  # right button erases
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         if self._current is not None and not self._tablet_down:
-            width = self._brush * (1.5 if self._current.erase else 1.0)
+            width = self._brush * (ERASER_SCALE if self._current.erase else 1.0)
             self._extend(event.position(), width)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
@@ -390,7 +302,7 @@ class DrawingCanvas(QWidget):
     def tabletEvent(self, event: QTabletEvent) -> None:
         kind = event.type()
         erase = event.pointerType() == QPointingDevice.PointerType.Eraser
-        width = self._pressure_width(event.pressure(), erase)
+        width = pressure_width(self._brush, event.pressure(), erase)
         if kind == QTabletEvent.Type.TabletPress:
             self._tablet_down = True
             self._begin(event.position(), width, erase)
@@ -402,11 +314,6 @@ class DrawingCanvas(QWidget):
                 self._end()
             self._tablet_down = False
         event.accept()  # no synthesized mouse events
-
-    def _pressure_width(self, pressure: float, erase: bool) -> float:
-        pressure = max(0.0, min(1.0, float(pressure)))
-        scale = 1.5 if erase else 1.0
-        return self._brush * scale * (MIN_PRESSURE_WIDTH + (1 - MIN_PRESSURE_WIDTH) * pressure)
 
     def _begin(self, pos: QPointF, width: float, erase: bool) -> None:
         if self._backdrop is not None:
@@ -426,21 +333,18 @@ class DrawingCanvas(QWidget):
         if stroke.erase and not self._strokes:
             self.update()  # erasing an empty canvas changes nothing
             return
-        p = QPainter(self._image)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        paint_stroke(p, stroke)
-        p.end()
+        self._commit(stroke)
+
+    def _commit(self, stroke: Stroke) -> None:
         self._strokes.append(stroke)
         self._redo.clear()
-        self._changed(rebuild=False)
+        self.rasters.push(stroke)
+        self._changed()
         self.strokeFinished.emit()
 
     def _update_around(self, stroke: Stroke, tail: bool = False) -> None:
-        if tail and len(stroke.points) >= 3:
-            part = Stroke(stroke.points[-3:], stroke.widths[-3:])
-            self.update(part.bounds().toAlignedRect().adjusted(-2, -2, 2, 2))
-        else:
-            self.update(stroke.bounds().toAlignedRect().adjusted(-2, -2, 2, 2))
+        part = Stroke(stroke.points[-3:], stroke.widths[-3:]) if tail else stroke  # what a new sample changes
+        self.update(part.bounds().toAlignedRect().adjusted(-2, -2, 2, 2))
 
 
 class SquareFrame(QWidget):
@@ -460,19 +364,3 @@ class SquareFrame(QWidget):
         side = min(self.width(), self.height())
         self.child.setGeometry((self.width() - side) // 2, (self.height() - side) // 2, side, side)
         super().resizeEvent(event)
-
-
-def qimage_to_grey(img: QImage) -> np.ndarray:
-    """A QImage -> (H, W) uint8 copy (any format; converted to Grayscale8)."""
-    if img.format() != QImage.Format.Format_Grayscale8:
-        img = img.convertToFormat(QImage.Format.Format_Grayscale8)
-    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
-    buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=bpl * h).reshape(h, bpl)
-    return buf[:, :w].copy()
-
-
-def grey_to_qimage(arr: np.ndarray) -> QImage:
-    """(H, W) uint8 -> a QImage that owns its pixels."""
-    arr = np.ascontiguousarray(arr, dtype=np.uint8)
-    h, w = arr.shape
-    return QImage(arr.data, w, h, w, QImage.Format.Format_Grayscale8).copy()

@@ -136,8 +136,8 @@ def test_brush_size_and_backing_store_resolution(canvas):
     canvas.set_brush_size(1000)
     assert canvas.brush_size() == 60
     # The backing image follows the device pixel ratio (sharp on HiDPI screens).
-    assert canvas._image.devicePixelRatio() == pytest.approx(canvas.devicePixelRatioF())
-    assert canvas._image.width() == round(canvas.width() * canvas.devicePixelRatioF())
+    assert canvas.rasters.screen.image.devicePixelRatio() == pytest.approx(canvas.devicePixelRatioF())
+    assert canvas.rasters.screen.image.width() == round(canvas.width() * canvas.devicePixelRatioF())
 
 
 def test_right_button_erases(canvas):
@@ -156,16 +156,22 @@ def test_snapshot_for_the_network_is_small_and_keeps_the_drawing(canvas):
 
 HIDPI_CHILD = """
 import sys
+from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
-from app.widgets.canvas import DrawingCanvas
+from app.widgets.canvas import DrawingCanvas, Stroke
+from tests.widgets.test_ink_solid import defects
 c = DrawingCanvas(); c.resize(300, 300); c.show(); app.processEvents()
-print(c.devicePixelRatioF(), c._image.width(), c.grab().width())
+s = Stroke([QPointF(x, y) for x, y in [(130, 150), (150, 150), (160, 152), (150, 150), (140, 152), (158, 150)]],
+           [60.0] * 6)
+c.add_stroke(s)
+print(c.devicePixelRatioF(), c.rasters.screen.image.width(), c.grab().width(), len(defects(c, s)))
 """
 
 
 def test_sharp_on_hidpi_screens(tmp_path):
-    """At a device pixel ratio of 2 the strokes are painted into a 2x backing image."""
+    """At a device pixel ratio of 2 the strokes are painted into a 2x backing image, as
+    solid as at 1x (the screen and display_image() at 2x, the snapshot at 280 px)."""
     import os
     import subprocess
     import sys
@@ -176,5 +182,46 @@ def test_sharp_on_hidpi_screens(tmp_path):
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     out = subprocess.run([sys.executable, "-c", HIDPI_CHILD], env=env, capture_output=True, text=True,
                          timeout=60, cwd=REPO)
-    dpr, backing, grabbed = out.stdout.split()
+    dpr, backing, grabbed, pictures_with_defects = out.stdout.split()
     assert float(dpr) == 2.0 and int(backing) == 600 and int(grabbed) == 600
+    assert pictures_with_defects == "0"
+
+
+def rgb(image) -> np.ndarray:
+    """A QImage/QPixmap as an (H, W, 3) int array."""
+    from PySide6.QtGui import QImage, QPixmap
+
+    if isinstance(image, QPixmap):
+        image = image.toImage()
+    image = image.convertToFormat(QImage.Format.Format_RGB32)
+    w, h = image.width(), image.height()
+    rows = np.frombuffer(image.constBits(), np.uint8, count=image.bytesPerLine() * h).reshape(h, -1)
+    return rows[:, :4 * w].reshape(h, w, 4)[..., 2::-1].astype(int)  # B, G, R, A -> R, G, B
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0], ids=["for", "against"])
+def test_why_overlay_is_a_faint_tint_and_the_ink_stays_dark(canvas, sign):
+    """'Why this digit?' at full strength over a thick stroke: the ink stays dark and
+    readable, the paper under the map takes a light tint of its colour."""
+    from tests.widgets.conftest import save_artifact
+
+    from app.widgets.charts import heat_overlay
+
+    canvas.set_brush_size(40)
+    drag(canvas, line(40, 150, 260, 150))
+    solid_ink = canvas.snapshot(max_side=10_000) < 8
+    paper = canvas.snapshot(max_side=10_000) == 255
+    paper[:5] = paper[-5:] = paper[:, :5] = paper[:, -5:] = False  # not the frame
+    before = rgb(canvas.grab())
+    canvas.set_overlay(heat_overlay(np.full((28, 28), sign)), (0.0, 0.0, 1.0, 1.0))
+    after = rgb(canvas.grab())
+    save_artifact(canvas, f"canvas_why_overlay_{'for' if sign > 0 else 'against'}.png")
+    luminance = after @ np.array([0.299, 0.587, 0.114])
+    assert luminance[solid_ink].max() < 60, "the ink under the map must stay dark"
+    spread = after.max(axis=2) - after.min(axis=2)
+    assert spread[solid_ink].mean() > 8  # ... with a hint of the colour
+    assert luminance[paper].min() > 180, "the paper must stay light"
+    assert spread[paper].mean() > 30  # ... and visibly tinted
+    assert np.array_equal(before[paper], np.full_like(before[paper], 255))
+    canvas.set_overlay(None)
+    assert np.array_equal(rgb(canvas.grab()), before)
