@@ -409,14 +409,17 @@ def calibrate(model: nn.Module, data, test: MNISTSplit) -> dict:
     measure the calibration on the MNIST test set (for people; nothing is fitted on it)."""
     from app.ml import calibration as cal
 
-    parts = [(data.mnist_validation.images, data.mnist_validation.labels)]
+    parts = []
+    if len(data.mnist_validation):
+        parts.append((data.mnist_validation.images, data.mnist_validation.labels))
     if data.calibration is not None:
         parts.append((data.calibration.images, data.calibration.labels))
     logits = [logits_of(model, x) for x, _ in parts]
     temperature = cal.fit_temperature(np.concatenate(logits), np.concatenate([y for _, y in parts]))
-    c = cal.Calibration(temperature=temperature)
-    scores = cal.digit_score(logits[0], c)
-    threshold = cal.threshold_for(scores, cal.DIGIT_ACCEPT)
+    c = cal.Calibration(temperature=temperature, score=cal.DEFAULT_SCORE)
+    # The threshold accepts DIGIT_ACCEPT of the held-out MNIST digits (of the calibration
+    # writers' digits when no MNIST image was held out).
+    threshold = cal.threshold_for(cal.digit_score(logits[0], c), cal.DIGIT_ACCEPT)
     c = cal.Calibration(temperature=temperature, digit_threshold=threshold, score=c.score)
     test_logits = logits_of(model, test.images)
     probs = cal.softmax(test_logits, temperature)
@@ -427,7 +430,7 @@ def calibrate(model: nn.Module, data, test: MNISTSplit) -> dict:
               "test_reliability": rel.to_dict(),
               "test_digit_accept": round(float((cal.digit_score(test_logits, c) >= threshold).mean()), 6)}
     if data.calibration is not None:
-        report["calibration_digit_accept"] = round(float((cal.digit_score(logits[1], c) >= threshold).mean()), 6)
+        report["calibration_digit_accept"] = round(float((cal.digit_score(logits[-1], c) >= threshold).mean()), 6)
     log.info("calibrated: temperature %.3f, test ECE %.2f%%", temperature, 100 * rel.ece)
     return report
 
