@@ -19,16 +19,13 @@ from torch import nn
 
 from app.fsutil import fsync_dir
 from app.ml.data import MEAN, STD
+from app.ml.errors import ModelFileError
 from app.ml.model import ARCHITECTURES, build_model
 
 log = logging.getLogger(__name__)
 
 FORMAT = "mnist-classifier-weights"
 FORMAT_VERSION = 1
-
-
-class ModelFileError(RuntimeError):
-    """A weights file is missing, corrupt, truncated or for another network."""
 
 
 @dataclass

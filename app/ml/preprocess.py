@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from app.ml.data import MEAN, STD
+from app.ml.errors import NothingDrawn
 
 FIELD = 28
 BOX = 20
@@ -27,10 +28,6 @@ CENTRE = 14.0
 NOISE_FLOOR = 0.12
 #: An image whose strongest ink differs from the background by less than this is blank.
 MIN_CONTRAST = 0.08
-
-
-class NothingDrawn(ValueError):
-    """The image holds no ink: there is no digit to recognise."""
 
 
 @dataclass(frozen=True)
