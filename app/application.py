@@ -86,7 +86,7 @@ def run(argv: list[str] | None = None, settings: Settings | None = None,
     app = make_application(list(argv if argv is not None else sys.argv))
     import shiboken6
 
-    from app.controller import Controller
+    from app.controllers import Controller
     from app.widgets.main_window import MainWindow
 
     from app.qtcompat import binding_problem
