@@ -351,6 +351,8 @@ class MainWindow(QMainWindow):
 
     def _show_shortcuts(self) -> None:
         sections = [(menu.title(), menu.actions()) for menu in (a.menu() for a in self.menuBar().actions()) if menu]
+        listed = {a for _, actions in sections for a in actions} | set(self._digit_actions)
+        sections.append(("Other", [a for a in self.actions() if a not in listed]))
         self._box("Keyboard shortcuts", help.shortcuts_html(
             sections, self._digit_actions, mouse="Right mouse button or the stylus's eraser: erase."))
 

@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
+from app.widgets.help import keys_of
 from tests.widgets.conftest import save_artifact
 from tests.widgets.helpers import draw_and_wait
 
@@ -206,3 +207,19 @@ def test_statistics_tab_restored_at_start_is_filled_once_the_database_opens(qtbo
     assert w.tabs.currentIndex() == 1
     qtbot.waitUntil(lambda: w.stats.snapshot is not None, timeout=30000)
     assert w.stats.snapshot.total == 0 and w.stats.accuracy_value.text() == "–"
+
+
+def test_the_shortcut_help_is_made_from_the_actions(qtbot, make_window, settings):
+    import html
+
+    w = make_window(settings, wait_model=False, wait_db=False)
+    w._action("Zoom in", lambda: None, "Ctrl+K", None, "Look closer")  # one more action, in no menu
+    w.act_shortcuts.trigger()
+    text = w.last_message.text()
+    keyed = [a for a in w.actions() if a.shortcuts() and not a.text().startswith("It is a ")]
+    assert len(keyed) > 20
+    for a in keyed:
+        assert html.escape(keys_of(a)) in text and html.escape(a.statusTip()) in text, a.text()
+    assert "Ctrl+K" in text and "Look closer" in text
+    assert "0 – 9" in text and "Save the drawing as that digit" in text
+    assert keys_of(w.act_correct) in w.draw.hint.text()  # the canvas hint names the same keys

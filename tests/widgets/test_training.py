@@ -70,3 +70,25 @@ def test_cancel_leaves_the_old_model(qtbot, window, settings, qsettings):
     assert not Path(settings.models_dir).exists() or not any(Path(settings.models_dir).iterdir())
     assert qsettings.value("model/path") is None
     assert not window.training_bar.isVisible()
+
+
+def test_the_recipes_fill_every_field_from_the_command_lines_presets(qtbot):
+    """Standard is the shipped recipe (15 epochs with augmentation), Quick the 2-epoch one:
+    every value comes from app.ml.train.PRESETS as the controller hands them over."""
+    from app.controllers.models import import_ml
+    from app.ml import train
+
+    info = import_ml()
+    dialog = TrainingDialog(info.architectures, info.presets)
+    qtbot.addWidget(dialog)
+    assert [dialog.preset.itemData(i) for i in range(dialog.preset.count())] == ["quick", "standard"]
+    assert dialog.preset.currentData() == "quick"
+    for name in ("standard", "quick"):
+        dialog.preset.setCurrentIndex(dialog.preset.findData(name))
+        recipe = train.preset(name)
+        assert dialog.config() == {"epochs": recipe.epochs, "batch_size": recipe.batch_size,
+                                   "learning_rate": recipe.learning_rate, "arch": recipe.arch,
+                                   "augment": recipe.augment}
+    dialog.preset.setCurrentIndex(dialog.preset.findData("standard"))
+    assert dialog.epochs.value() == train.TrainConfig().epochs == 15
+    assert dialog.preset.currentText().startswith("Standard: 15 epochs, with augmentation")
