@@ -215,7 +215,7 @@ def main() -> int:
     t_start = time.perf_counter()
     dialog.start_button.click()
     writer.start()
-    wait(app, lambda: finished and written[0] >= args.writes and not controller.database.busy, 600,
+    wait(app, lambda: finished and written[0] >= args.writes and not controller.database.worker.busy, 600,
          "training and the writes")
     timer.stop()
     seconds = time.perf_counter() - t_start

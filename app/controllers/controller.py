@@ -77,11 +77,14 @@ class Controller(QObject):
         if self._shut_down:
             return
         self._shut_down = True
-        self.training.stop(drain=False, timeout_s=timeout_s)  # cancels: the child is asked, then killed
-        self.inference.stop(drain=False, timeout_s=timeout_s)
+        # All three stop at once; the database worker runs what is queued first.
+        self.training.request_stop()  # cancels: the training process is asked, then ended
+        self.inference.request_stop()
         if self.database.enabled:
             self.feedback.log_open_drawing()
         self.database.shutdown(timeout_s)
+        self.inference.stop(timeout_s=timeout_s)
+        self.training.stop(timeout_s=timeout_s)
         log.info("controller shut down")
 
     def _worker_error(self, name: str, exc: BaseException) -> None:

@@ -172,14 +172,6 @@ class DatabaseController(QObject):
     def state(self) -> DatabaseState:
         return self._state
 
-    @property
-    def busy(self) -> bool:
-        return self.worker.busy
-
-    def wait_idle(self, timeout_s: float) -> bool:
-        """Block until the queued jobs have run (shutdown, tests, benchmarks)."""
-        return self.worker.wait_idle(timeout_s)
-
     # ---- status -----------------------------------------------------------------------------------
     def take_status(self, status) -> None:
         """A job brought back the database's status: show it, say what changed."""

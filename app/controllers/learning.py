@@ -18,7 +18,6 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from app import trainer
-from app.controllers import database
 from app.controllers.database import DatabaseController, DatabaseSession
 from app.controllers.models import ModelController
 from app.ml.errors import TrainingCancelled
@@ -27,6 +26,11 @@ from app.viewmodels import ImproveResult, ModelInfo, TrainingOutcome
 from app.workers import WorkerThread
 
 log = logging.getLogger(__name__)
+
+
+def _words(exc: BaseException) -> str:
+    """An error's words for people (its class name when it has none)."""
+    return str(exc) or type(exc).__name__
 
 
 # ---- jobs ---------------------------------------------------------------------------------------
@@ -163,7 +167,7 @@ class LearningController(QObject):
             self.trainingCancelled.emit()
             return
         log.error("training failed: %s", exc, exc_info=not isinstance(exc, trainer.TrainingCrashed))
-        self.trainingFailed.emit(f"Training failed: {database.message(exc)}\nThe current model stays in use.")
+        self.trainingFailed.emit(f"Training failed: {_words(exc)}\nThe current model stays in use.")
 
     # ---- improving ------------------------------------------------------------------------------
     def count_labelled(self) -> None:
@@ -262,7 +266,7 @@ class LearningController(QObject):
             self._improve_failed(f"{str(exc)[:1].upper()}{str(exc)[1:]}")
             return
         log.error("improving failed: %s", exc, exc_info=not isinstance(exc, trainer.TrainingCrashed))
-        self._improve_failed(f"Improving failed: {database.message(exc)}\nThe current model stays in use.")
+        self._improve_failed(f"Improving failed: {_words(exc)}\nThe current model stays in use.")
 
     def _improve_failed(self, text: str) -> None:
         self._end()

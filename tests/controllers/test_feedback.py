@@ -46,7 +46,7 @@ def test_a_correction_given_early_wins_and_a_failed_prediction_voids_it(make_con
     wait_until(lambda: got["done"], what="the feedback")
     assert got["done"][0][1] == 4
     c.feedback.discard()  # (the canvas is cleared after feedback: nothing more is logged)
-    c.database.wait_idle(10)
+    c.database.worker.wait_idle(10)
     assert [(r[1], r[2]) for r in rows(db_url)] == [(1, 4)]
 
     # Feedback waiting for a picture with nothing on it is dropped, not logged.
@@ -57,7 +57,7 @@ def test_a_correction_given_early_wins_and_a_failed_prediction_voids_it(make_con
     gate.set()
     wait_until(lambda: not c.prediction.waiting, what="the answer")
     settle(0.3)
-    c.database.wait_idle(10)
+    c.database.worker.wait_idle(10)
     assert len(got["done"]) == 1 and len(rows(db_url)) == 1
 
 

@@ -30,7 +30,7 @@ def load_while_offline(c, path: Path) -> None:
     c.models.load_model(path)
     wait_until(lambda: got["ready"], what="the other weights")
     wait_until(lambda: not c.database.state.online, 60, "the database to be seen offline")
-    c.database.wait_idle(30)  # (the registration was tried and failed)
+    c.database.worker.wait_idle(30)  # (the registration was tried and failed)
     assert c.models.model_info.path == path and c.models.model_version_id is None
 
 

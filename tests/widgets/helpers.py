@@ -88,4 +88,4 @@ def log_labelled(controller, images, labels, prefix: str) -> None:
             uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{prefix}-{i}")), created_at=t0 + timedelta(milliseconds=i),
             predicted_digit=p.digit, confidence=p.confidence, probabilities=list(p.probabilities),
             true_label=int(label), image=p.image, raw=None, source="canvas"))
-    assert controller.database.wait_idle(60)
+    assert controller.database.worker.wait_idle(60)

@@ -95,7 +95,7 @@ def test_cancelled_dialog_logs_nothing_and_keeps_the_drawing(qtbot, window, db_u
     window.act_wrong.trigger()
     window.correction_dialog.reject()
     assert not window.canvas.is_empty() and window.controller.prediction.has_prediction
-    window.controller.database.wait_idle(5)
+    window.controller.database.worker.wait_idle(5)
     assert rows(db_url) == []
 
 
@@ -105,7 +105,7 @@ def test_clearing_without_feedback_logs_once_unlabelled(qtbot, window, db_url):
         QTest.keyClick(window, Qt.Key.Key_Escape)
     assert window.canvas.is_empty() and window.panel.state == "idle"
     QTest.keyClick(window, Qt.Key.Key_Delete)  # clearing an empty canvas logs nothing more
-    window.controller.database.wait_idle(5)
+    window.controller.database.worker.wait_idle(5)
     qtbot.wait(50)
     [(uid, predicted, label, source, *_)] = rows(db_url)
     assert (predicted, label, source) == (7, None, "canvas")
@@ -124,7 +124,7 @@ def test_undo_redo_shortcuts_repredict_and_empty_canvas_shows_nothing(qtbot, win
     with qtbot.waitSignal(window.predictionShown, timeout=5000):
         QTest.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert len(window.canvas.strokes) == 1 and window.panel.digit == 7
-    window.controller.database.wait_idle(5)
+    window.controller.database.worker.wait_idle(5)
     assert rows(db_url) == []  # undoing everything withdraws the drawing: nothing logged
 
 
