@@ -62,7 +62,15 @@ class _SignalBridge(QObject):
         self._write.close()
 
 
+#: How long a worker thread may keep Python's interpreter lock while the GUI thread waits
+#: for it (Python's default is 5 ms; a frame at 60 Hz is 16.7 ms).
+SWITCH_INTERVAL_S = 0.001
+
+
 def make_application(argv: list[str]) -> QApplication:
+    # The workers (inference, database) hand the interpreter back to the window's thread
+    # within a millisecond when it needs it.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     QCoreApplication.setOrganizationName(ORGANISATION)
     QCoreApplication.setApplicationName(APPLICATION)
     app = QApplication.instance()

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 #: How long a child has to stop after Cancel before it is killed.
 CANCEL_GRACE_S = 2.0
 #: The child's scheduling priority (Unix "nice"): the window always comes first.
-CHILD_NICENESS = 5
+CHILD_NICENESS = 10
 #: How often the parent looks at the child when it says nothing.
 POLL_S = 0.05
 

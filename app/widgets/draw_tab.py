@@ -116,8 +116,8 @@ class DrawTab(QWidget):
             self.canvas.set_overlay(heat_overlay(heat), r.heat_rect)
         else:
             self.canvas.set_overlay(None)
-        self.changed.emit()
         self.predictionShown.emit(r, time.perf_counter())
+        self.changed.emit()
 
     def set_explain(self, on: bool) -> None:
         """Why this digit? on or off."""
