@@ -24,6 +24,8 @@ from app.widgets.cards import JobProgress, job_buttons
 from app.widgets.charts import plain_plot
 
 TRAIN_IMAGES = 60000
+#: Width of the plots' value axes (px), room for "100" and "2.5".
+AXIS_WIDTH = 36
 #: A few words on a recipe beside its numbers (which come from the recipe itself).
 PRESET_NOTES = {"quick": "about 99 %", "standard": "the shipped recipe"}
 
@@ -139,6 +141,9 @@ class TrainingDialog(QDialog):
             p.setMinimumHeight(170)
             p.addLegend(offset=offset, labelTextSize="8pt")
             p.disableAutoRange()
+            # A fixed width: new tick labels never resize the plot (a re-layout of the
+            # whole plot is the costly part of a repaint).
+            p.getAxis("left").setWidth(AXIS_WIDTH)
             plots.addWidget(p)
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2), name="train")
         self.test_loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen(theme.GOOD, width=2),
@@ -157,7 +162,10 @@ class TrainingDialog(QDialog):
         self.start_button.clicked.connect(self._start)
         self.cancel_button.clicked.connect(self._cancel)
         self.close_button.clicked.connect(self.hide)
+        self._ranges: dict = {}
         self._reset_curves()
+        self._fresh_ranges()
+        self.epochs.valueChanged.connect(self._fresh_ranges)
 
     # ---- settings --------------------------------------------------------------------------
     def _apply_preset(self) -> None:
@@ -207,7 +215,6 @@ class TrainingDialog(QDialog):
         return self._running
 
     def _reset_curves(self) -> None:
-        self._ranges: dict = {}
         self._x, self._loss, self._acc = [], [], []
         self._ex, self._test_loss, self._test_acc = [], [], []
         for c in (self.loss_curve, self.test_loss_curve, self.acc_curve, self.test_acc_curve):
@@ -217,12 +224,20 @@ class TrainingDialog(QDialog):
     def training_started(self, text: str = "Loading the MNIST images…") -> None:
         self._set_running(True)
         self._reset_curves()
-        # The ranges a fresh network's curves start in (loss ~2.3), set before the first
-        # point so that the first update does not re-lay the axes out.
-        for plot, hi in ((self.loss_plot, 2.5), (self.acc_plot, 100.0)):
-            self._ranges[plot] = (self.epochs.value(), 0.0, hi)
-            plot.setRange(xRange=(0, self.epochs.value()), yRange=(0.0, hi), padding=0.03)
+        self._fresh_ranges()
         self.job.reset(text)
+
+    def _fresh_ranges(self) -> None:
+        """The ranges a fresh network's curves start in (loss ~2.3) over the epochs chosen:
+        shown before Start, so that neither Start nor the first point re-lays the axes out."""
+        if not self._running or not self._x:
+            self._set_range(self.loss_plot, self.epochs.value(), 0.0, 2.5)
+            self._set_range(self.acc_plot, self.epochs.value(), 0.0, 100.0)
+
+    def _set_range(self, plot, epochs: int, lo: float, hi: float) -> None:
+        if self._ranges.get(plot) != (epochs, lo, hi):
+            self._ranges[plot] = (epochs, lo, hi)
+            plot.setRange(xRange=(0, epochs), yRange=(lo, hi), padding=0.03)
 
     def show_status(self, text: str) -> None:
         self.job.show_text(text)
@@ -259,9 +274,7 @@ class TrainingDialog(QDialog):
             self.acc_plot: (0.0, 100.0),
         }
         for plot, (lo, hi) in wanted.items():
-            if self._ranges.get(plot) != (epochs, lo, hi):
-                self._ranges[plot] = (epochs, lo, hi)
-                plot.setRange(xRange=(0, epochs), yRange=(lo, hi), padding=0.03)
+            self._set_range(plot, epochs, lo, hi)
 
     def training_finished(self, text: str) -> None:
         self._set_running(False)
