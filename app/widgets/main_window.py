@@ -103,15 +103,6 @@ class MainWindow(QMainWindow):
         _FirstPaint(self.tabs.tabBar(), self._first_paint)
         QTimer.singleShot(FIRST_PAINT_FALLBACK_MS, self, self._first_paint)
 
-    @property
-    def stats(self):
-        """The statistics tab (built on first use)."""
-        return self.stats_page.tab
-
-    @property
-    def correction_dialog(self):
-        return self.draw.correction_dialog
-
     # ==== building ===============================================================================
     def _action(self, text: str, slot, shortcut=None, icon: str | None = None, tip: str = "") -> QAction:
         a = make_action(self, text, slot, shortcut, icon, tip)
@@ -318,10 +309,6 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Load weights", start, WEIGHTS_FILTER)
         if path:
             self.controller.models.load_model(path)
-
-    def export_dataset(self, path: str | Path) -> None:
-        """What File → Export dataset… does after its file dialog."""
-        self.stats_page.export_dataset(path)
 
     # ==== messages ===================================================================================
     def _box(self, title: str, text: str, icon=QMessageBox.Icon.NoIcon, icon_pixmap: bool = False) -> None:

@@ -139,13 +139,13 @@ def test_improve_keeps_a_better_model_and_swaps_it_in(qtbot, make_window, settin
 def test_export_dataset_npz_and_idx(qtbot, window, mnist, tmp_path):
     c = window.controller
     with qtbot.waitSignal(c.statistics.datasetExportFailed, timeout=10000) as failed:
-        window.export_dataset(tmp_path / "none.npz")
+        window.stats_page.export_dataset(tmp_path / "none.npz")
     assert "no labelled drawings" in failed.args[0] and not (tmp_path / "none.npz").exists()
     log_labelled(c, mnist.test.images[:5], mnist.test.labels[:5], "export")
     target = dataset_export_path(str(tmp_path / "mine"), NPZ_FILTER)
     assert target.name == "mine.npz"
     with qtbot.waitSignal(c.statistics.datasetExported, timeout=10000) as done:
-        window.export_dataset(target)
+        window.stats_page.export_dataset(target)
     assert done.args == [[str(target)], 5]
     got = np.load(target)
     assert got["images"].shape == (5, 28, 28) and list(got["labels"]) == list(mnist.test.labels[:5])
@@ -153,7 +153,7 @@ def test_export_dataset_npz_and_idx(qtbot, window, mnist, tmp_path):
 
     target = dataset_export_path(str(tmp_path / "mine"), IDX_GZ_FILTER)
     with qtbot.waitSignal(c.statistics.datasetExported, timeout=10000) as done:
-        window.export_dataset(target)
+        window.stats_page.export_dataset(target)
     images, labels = tmp_path / "mine-images-idx3-ubyte.gz", tmp_path / "mine-labels-idx1-ubyte.gz"
     assert done.args == [[str(images), str(labels)], 5]
     np.testing.assert_array_equal(read_idx(images), got["images"])

@@ -61,15 +61,15 @@ def test_statistics_tab(qtbot, window, db_url):
         QTest.keyClick(window, Qt.Key.Key_3)  # "it is a 3": a wrong prediction
     with qtbot.waitSignal(window.controller.statistics.statsReady, timeout=10000):
         window.tabs.setCurrentIndex(1)
-    assert window.stats.row_count() == 3
-    assert window.stats.accuracy_value.text() == "66.7 %"
+    assert window.stats_page.tab.row_count() == 3
+    assert window.stats_page.tab.accuracy_value.text() == "66.7 %"
     save_artifact(window, "main_window_statistics.png")
 
 
 def test_wrong_dialog_writes_the_true_label_to_the_database(qtbot, window, db_url):
     assert draw_and_wait(qtbot, window, 0) == 0
     qtbot.mouseClick(window.panel.wrong_button, Qt.MouseButton.LeftButton)
-    dialog = window.correction_dialog
+    dialog = window.draw.correction_dialog
     qtbot.waitExposed(dialog)
     assert dialog.chart.winner() == 0
     save_artifact(dialog, "correction_dialog.png")
@@ -84,7 +84,7 @@ def test_wrong_dialog_writes_the_true_label_to_the_database(qtbot, window, db_ur
 def test_wrong_dialog_click_picks_the_digit(qtbot, window, db_url):
     draw_and_wait(qtbot, window, 1)
     window.act_wrong.trigger()
-    dialog = window.correction_dialog
+    dialog = window.draw.correction_dialog
     with qtbot.waitSignal(window.controller.feedback.logged, timeout=10000):
         qtbot.mouseClick(dialog.buttons[4], Qt.MouseButton.LeftButton)
     assert [(r[1], r[2]) for r in rows(db_url)] == [(1, 4)]
@@ -93,7 +93,7 @@ def test_wrong_dialog_click_picks_the_digit(qtbot, window, db_url):
 def test_cancelled_dialog_logs_nothing_and_keeps_the_drawing(qtbot, window, db_url):
     draw_and_wait(qtbot, window, 1)
     window.act_wrong.trigger()
-    window.correction_dialog.reject()
+    window.draw.correction_dialog.reject()
     assert not window.canvas.is_empty() and window.controller.prediction.has_prediction
     window.controller.database.worker.wait_idle(5)
     assert rows(db_url) == []
@@ -134,14 +134,14 @@ def test_history_label_can_be_corrected(qtbot, window, db_url):
         QTest.keyClick(window, Qt.Key.Key_Return)
     with qtbot.waitSignal(window.controller.statistics.statsReady, timeout=10000):
         window.tabs.setCurrentIndex(1)
-    assert window.stats.model.rows()[0].true_label == 7
+    assert window.stats_page.tab.model.rows()[0].true_label == 7
     with qtbot.waitSignal(window.controller.feedback.labelSaved, timeout=10000):
-        window.stats.edit_label(0, 1)
+        window.stats_page.tab.edit_label(0, 1)
     assert [(r[1], r[2]) for r in rows(db_url)] == [(7, 1)]
     with qtbot.waitSignal(window.controller.statistics.statsReady, timeout=10000):
         pass  # the tab refreshes itself after the change
-    assert window.stats.model.rows()[0].true_label == 1
-    assert window.stats.accuracy_value.text() == "0.0 %"
+    assert window.stats_page.tab.model.rows()[0].true_label == 1
+    assert window.stats_page.tab.accuracy_value.text() == "0.0 %"
 
 
 def test_open_image_predicts_the_file(qtbot, window, db_url, tmp_path):
@@ -205,8 +205,8 @@ def test_statistics_tab_restored_at_start_is_filled_once_the_database_opens(qtbo
     qsettings.setValue("window/tab", 1)
     w = make_window(settings, wait_model=False, wait_db=False)
     assert w.tabs.currentIndex() == 1
-    qtbot.waitUntil(lambda: w.stats.snapshot is not None, timeout=30000)
-    assert w.stats.snapshot.total == 0 and w.stats.accuracy_value.text() == "–"
+    qtbot.waitUntil(lambda: w.stats_page.tab.snapshot is not None, timeout=30000)
+    assert w.stats_page.tab.snapshot.total == 0 and w.stats_page.tab.accuracy_value.text() == "–"
 
 
 def test_the_shortcut_help_is_made_from_the_actions(qtbot, make_window, settings):

@@ -79,7 +79,7 @@ def test_unreachable_database_spools_and_says_so(qtbot, make_window, settings):
     assert s.spool_dir.is_dir()
     with qtbot.waitSignal(w.controller.statistics.statsFailed, timeout=10000):
         w.tabs.setCurrentIndex(1)  # the statistics say why there are none
-    assert w.stats.state_label.text()
+    assert w.stats_page.tab.state_label.text()
 
 
 def test_database_comes_back_and_spool_is_sent(qtbot, make_window, settings, db_url):

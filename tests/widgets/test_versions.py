@@ -68,7 +68,7 @@ def test_versions_filter_compare_and_switch_back(qtbot, window, db_url, model_pa
     # Statistics: all versions, then each.
     with qtbot.waitSignal(c.statistics.statsReady, timeout=10000):
         window.tabs.setCurrentIndex(1)
-    stats = window.stats
+    stats = window.stats_page.tab
     assert stats.version_combo.count() == 3 and stats.selected_version() is None
     assert (stats.total_value.text(), stats.accuracy_value.text()) == ("2", "50.0 %")
     with qtbot.waitSignal(c.statistics.statsReady, timeout=10000):
