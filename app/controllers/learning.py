@@ -86,7 +86,7 @@ class LearningController(QObject):
         self.finetune = finetune
         self._task: str | None = None  # "training" or "improving", from the request to the outcome
         self._job = None  # the supervising job, while the child runs
-        self._cancelled = False
+        self._cancelled = False  # Cancel pressed while Improve reads the drawings
         #: The process id of the training process while one runs (None otherwise).
         self.child_pid: int | None = None
 
@@ -130,7 +130,6 @@ class LearningController(QObject):
         out = Path(self.settings.models_dir) / f"{config.get('arch', 'mnist_cnn')}-{stamp}.pth"
         request = trainer.TrainRequest(config=dict(config), out=out, mnist_dir=Path(self.settings.mnist_dir))
         self._task = "training"
-        self._cancelled = False
         self._run_child(trainer.train_model, request, self._training_progress, self._trained, self._training_error)
         self.trainingStarted.emit()
         return True
