@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QDialog, QProgressBar, QWidget
 from app.controllers import Controller
 from app.viewmodels import ImproveResult, TrainingOutcome, VersionRow
 from app.widgets import theme
+from app.widgets.cards import JobProgress
 from app.widgets.compare import CompareDialog
 from app.widgets.improve import ImproveDialog
 from app.widgets.training import TrainingDialog, format_duration
@@ -49,7 +50,7 @@ class ModelDialogs(QObject):
         self._compare_wanted: tuple | None = None  # the pair to compare once the versions are read
         #: In the status bar: the run's progress while its window is hidden.
         self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setRange(0, JobProgress.STEPS)
         self.progress_bar.setFixedWidth(160)
         self.progress_bar.hide()
         self._bar_for(TRAINING_FORMAT, TRAINING_TIP)
@@ -151,7 +152,7 @@ class ModelDialogs(QObject):
 
     def _training_progress(self, p) -> None:
         self.get(TrainingDialog).show_progress(p)
-        self.progress_bar.setValue(int(p.fraction * 1000))
+        self.progress_bar.setValue(int(p.fraction * JobProgress.STEPS))
         self.progress_bar.setToolTip(f"Training: epoch {p.epoch}/{p.epochs}, about {format_duration(p.eta)} left")
 
     def _training_finished(self, outcome: TrainingOutcome) -> None:
@@ -189,7 +190,7 @@ class ModelDialogs(QObject):
 
     def _improve_progress(self, p) -> None:
         self.get(ImproveDialog).show_progress(p)
-        self.progress_bar.setValue(int(p.fraction * 1000))
+        self.progress_bar.setValue(int(p.fraction * JobProgress.STEPS))
 
     def _improve_finished(self, result: ImproveResult) -> None:
         self._bar_done()
