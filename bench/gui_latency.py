@@ -6,6 +6,7 @@
     prediction of the finished stroke.  p50 and p99.
 (b) the longest event-loop stall: the worst gap between ticks of a 10 ms QTimer while a
     training run (Model > Train..., in its child process) and 1 000 database writes go on.
+    Before it, (b0) measures the same timer with the app idle: what the machine adds.
 (c) window shown: from starting a new Python process to the main window's first paint
     (median of 3 starts).
 
@@ -105,6 +106,8 @@ def main() -> int:
                    help="the MNIST files (default: MNIST_DIR, else ../shared/data/mnist, else the user data dir)")
     p.add_argument("--train-images", type=int, default=12000,
                    help="training images for the run of (b) (one epoch)")
+    p.add_argument("--idle-seconds", type=float, default=5.0,
+                   help="how long to measure the timer with the app idle before (b)")
     args = p.parse_args()
 
     from PySide6.QtCore import QSettings, Qt, QTimer
@@ -176,6 +179,17 @@ def main() -> int:
     timer.setTimerType(Qt.TimerType.PreciseTimer)
     timer.setInterval(10)
     timer.timeout.connect(tick)
+    # The floor: the same timer while the app is idle (what the machine itself adds).
+    canvas.clear()
+    last[0] = time.perf_counter()
+    timer.start()
+    pump(app, args.idle_seconds)
+    timer.stop()
+    idle = np.array(gaps)
+    gaps.clear()
+    print(f"(b0) the same timer for {args.idle_seconds:.0f} s with the app idle: worst gap {idle.max():.1f} ms, "
+          f"p99 {np.percentile(idle, 99):.1f} ms, gaps > {STALL_GOAL_MS:.0f} ms: {int((idle > STALL_GOAL_MS).sum())} "
+          f"(what the machine adds)")
     image = np.zeros((28, 28), np.uint8)
     image[6:22, 12:16] = 255
     raw = np.full((280, 280), 255, np.uint8)
