@@ -9,6 +9,7 @@ Uses the embedded PostgreSQL server unless DATABASE_URL or DB_HOST is set (see .
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 
 
@@ -31,4 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # Training runs in a child process started with "spawn": in the packaged executable
+    # that child is this program again, and this call turns it into the training process.
+    multiprocessing.freeze_support()
     sys.exit(main())

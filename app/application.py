@@ -62,7 +62,15 @@ class _SignalBridge(QObject):
         self._write.close()
 
 
+#: How long a worker thread may keep Python's interpreter lock while the GUI thread waits
+#: for it (Python's default is 5 ms; a frame at 60 Hz is 16.7 ms).
+SWITCH_INTERVAL_S = 0.001
+
+
 def make_application(argv: list[str]) -> QApplication:
+    # The workers (inference, database) hand the interpreter back to the window's thread
+    # within a millisecond when it needs it.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     QCoreApplication.setOrganizationName(ORGANISATION)
     QCoreApplication.setApplicationName(APPLICATION)
     app = QApplication.instance()
@@ -86,7 +94,7 @@ def run(argv: list[str] | None = None, settings: Settings | None = None,
     app = make_application(list(argv if argv is not None else sys.argv))
     import shiboken6
 
-    from app.controller import Controller
+    from app.controllers import Controller
     from app.widgets.main_window import MainWindow
 
     from app.qtcompat import binding_problem

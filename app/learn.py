@@ -2,7 +2,10 @@
 result only if it is better, record it as a new model version, export the drawings.
 
 Glue between app.ml (training) and app.db (the drawings, the versions); no Qt, so the
-GUI's worker, ``run_model.py --mode finetune`` and the benchmark share it.
+GUI (its training child process and its database worker), ``run_model.py --mode
+finetune`` and the benchmark share it.  Fine-tuning (``improve``) needs no database: the
+drawings are read before (``user_dataset``) and the kept model is recorded after
+(``register_version``), each where the database is.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from app import exports
 from app.fsutil import fsync_dir
 from app.ml import checkpoint, preprocess
 from app.ml.data import MNIST, MNISTSplit, write_idx
@@ -42,7 +46,7 @@ class ImproveOutcome:
     report: FinetuneReport
     path: Path | None  # the new weights file, when kept
     sha256: str | None
-    version_id: int | None  # its model version, when kept and the database is online
+    metadata: dict | None = None  # what the new weights file says about itself, when kept
 
 
 def png_to_array(data: bytes) -> np.ndarray:
@@ -67,16 +71,16 @@ def user_dataset(repo) -> UserDataset:
     return UserDataset(images, labels, [str(s.uuid) for s in samples])
 
 
-def improve(repo, base: checkpoint.LoadedModel, mnist: MNIST, models_dir: Path,
+def improve(base: checkpoint.LoadedModel, data: UserDataset, mnist: MNIST, models_dir: Path,
             config: FinetuneConfig | None = None, progress: ProgressFn | None = None,
-            should_cancel: CancelFn | None = None, mnist_eval: MNISTSplit | None = None,
-            dataset: UserDataset | None = None) -> ImproveOutcome:
-    """Fine-tune ``base`` on the user's labelled drawings; save and register it if kept."""
-    data = dataset if dataset is not None else user_dataset(repo)
+            should_cancel: CancelFn | None = None, mnist_eval: MNISTSplit | None = None) -> ImproveOutcome:
+    """Fine-tune ``base`` on the user's labelled drawings (``user_dataset``); save the
+    new weights in ``models_dir`` if they are kept.  Recording them as a model version
+    is the caller's (``register_version``)."""
     report = finetune(base.model, data.images, data.labels, data.keys, mnist, config, progress, should_cancel,
                       mnist_eval)
     if not report.kept:
-        return ImproveOutcome(report, None, None, None)
+        return ImproveOutcome(report, None, None)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     path = Path(models_dir) / f"finetuned-{stamp}.pth"
     metadata = dict(base.metadata)
@@ -91,8 +95,7 @@ def improve(repo, base: checkpoint.LoadedModel, mnist: MNIST, models_dir: Path,
                      "user_train": report.n_train, "user_holdout": report.n_holdout},
     })
     sha = checkpoint.save(path, report.model, base.arch, base.arch_kwargs, metadata)
-    version_id = register_version(repo, path, sha, base.arch, metadata, parent_sha=base.sha256, kind="fine-tuned")
-    return ImproveOutcome(report, path, sha, version_id)
+    return ImproveOutcome(report, path, sha, metadata)
 
 
 def register_version(repo, path: Path, sha256: str, arch: str, metadata: dict, parent_sha: str | None = None,
@@ -123,14 +126,8 @@ def export_dataset(repo, path: Path) -> int:
 
 
 def dataset_files(path: Path) -> list[Path]:
-    """The files `save_dataset` writes for ``path``."""
-    path = Path(path)
-    if path.suffix == ".npz":
-        return [path]
-    gz = ".gz" if path.name.endswith(".gz") else ""
-    stem = path.name.removesuffix(".gz").removesuffix(".idx")
-    return [path.with_name(f"{stem}-images-idx3-ubyte{gz}"),
-            path.with_name(f"{stem}-labels-idx1-ubyte{gz}")]
+    """The files `save_dataset` writes for ``path`` (app/exports.py names them)."""
+    return exports.dataset_files(path)
 
 
 def save_dataset(data: UserDataset, path: Path) -> list[Path]:
@@ -184,10 +181,12 @@ def finetune_cli(settings, args, model_path: Path) -> int:
         cfg = FinetuneConfig(seed=args.seed)
         if args.epochs != 15:  # the training default; an explicit value wins
             cfg.epochs = args.epochs
-        outcome = improve(repo, base, mnist, settings.models_dir, cfg, dataset=ds)
+        outcome = improve(base, ds, mnist, settings.models_dir, cfg)
         print(outcome.report.summary())
         print(outcome.report.reason)
         if outcome.path:
+            register_version(repo, outcome.path, outcome.sha256, base.arch, outcome.metadata,
+                             parent_sha=base.sha256, kind="fine-tuned")
             print(f"Saved the fine-tuned model to {outcome.path}; use it with --model-path or MNIST_MODEL_PATH")
         return 0
     finally:

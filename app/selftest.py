@@ -1,8 +1,9 @@
 """``--self-test``: check that a build (or a checkout) really works, then exit.
 
-Loads the model, predicts bundled MNIST test digits, trains one short epoch, starts an embedded PostgreSQL server
-in a temporary folder, writes and reads one row, stops it, and checks that Qt can make a
-window.  Prints ``self-test ok`` and returns 0, or the reason and 1.
+Loads the model, predicts bundled MNIST test digits, trains one short epoch in a training
+process (as the app does), starts an embedded PostgreSQL server in a temporary folder,
+writes and reads one row, stops it, and checks that Qt can make a window.  Prints
+``self-test ok`` and returns 0, or the reason and 1.
 
 It needs no screen: with no display (neither ``DISPLAY`` nor ``WAYLAND_DISPLAY``) and no
 ``QT_QPA_PLATFORM`` chosen, Qt is started on its offscreen platform, where its default
@@ -54,19 +55,27 @@ def _check_model(model_path: Path | None) -> str:
 
 
 def _check_training() -> str:
-    """One short epoch of the real training loop (an optimiser step imports much of torch)."""
-    import numpy as np
-    import torch
+    """One short epoch of the real training loop, in a training process as the app runs it
+    (a child process: in the package, this executable again; an optimiser step imports
+    much of torch)."""
+    import math
 
-    from app.ml.model import build_model
-    from app.ml.train import TrainConfig, fit, to_tensors
+    import numpy as np
+
+    from app import trainer
+    from app.ml import checkpoint
+    from app.ml.data import MNIST, MNISTSplit
 
     sample = np.load(paths.resources_dir() / "selftest_digits.npz")
-    x, y = to_tensors(sample["images"], sample["labels"], torch.device("cpu"))
-    history = fit(build_model("mnist_cnn"), x, y, x, y, TrainConfig(epochs=1, batch_size=10))
-    if not np.isfinite(history[-1].train_loss):
-        raise RuntimeError("training produced a non-finite loss")
-    return f"one epoch on {len(y)} digits, loss {history[-1].train_loss:.3f}"
+    digits = MNISTSplit(sample["images"], sample["labels"].astype(np.int64))
+    with tempfile.TemporaryDirectory(prefix="mnist-selftest-") as tmp:
+        out = Path(tmp) / "selftest.pth"
+        request = trainer.TrainRequest(config={"epochs": 1, "batch_size": 10}, out=out,
+                                       mnist=MNIST(train=digits, test=digits, md5s={}))
+        result = trainer.run_in_child(trainer.train_model, request)
+        if not math.isfinite(result.test_accuracy) or checkpoint.load(out).sha256 != result.sha256:
+            raise RuntimeError("the training process did not save usable weights")
+    return f"one epoch on {len(digits)} digits in a training process"
 
 
 def _check_database() -> str:

@@ -14,6 +14,8 @@ So callbacks may touch widgets; ``fn`` never may.
   cancel flag (training).
 - ``stop()`` cancels what runs, optionally lets queued jobs finish (``drain=True``: the
   database writes), and waits for the thread.  After it no callback is called.
+  ``request_stop()`` does the same without waiting, so that several threads can stop
+  at once.
 """
 
 from __future__ import annotations
@@ -183,23 +185,28 @@ class WorkerThread(QObject):
                 self._cond.wait(left)
         return True
 
-    def stop(self, drain: bool = False, timeout_s: float = 10.0) -> bool:
-        """Stop the thread: cancel the running job; with ``drain`` run the queued jobs
-        first, else drop them.  No callback runs afterwards.  True if the thread ended."""
+    def request_stop(self, drain: bool = False) -> None:
+        """Begin stopping without waiting: cancel the running job; with ``drain`` the
+        queued jobs still run, else they are dropped.  No callback runs afterwards."""
         with self._cond:
-            self._stopping = True
-            self._drain = drain
-            if not drain:
+            if not self._stopping:
+                self._stopping = True
+                self._drain = drain
+            if not self._drain:
                 for job in self._queue:
                     job.state = "dropped"
                 self._queue.clear()
                 if self._running is not None:
                     self._running.cancel()
             self._cond.notify_all()
+        self._closed = True
+
+    def stop(self, drain: bool = False, timeout_s: float = 10.0) -> bool:
+        """Stop the thread (``request_stop``) and wait for it.  True if it ended."""
+        self.request_stop(drain)
         ended = self._loop.wait(int(timeout_s * 1000))
         if not ended:
             log.warning("worker thread %s did not stop within %.0f s", self.name, timeout_s)
-        self._closed = True
         return ended
 
     # ---- delivery, in the GUI thread -------------------------------------------------------

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.db import EmbeddedServer, PredictionRecord, PredictionRepository  # noqa: E402
-from app.learn import array_to_png, improve  # noqa: E402
+from app.learn import array_to_png, improve, user_dataset  # noqa: E402
 from app.ml import MNISTPredictor, data  # noqa: E402
 from app.ml.data import MNISTSplit  # noqa: E402
 from app.ml.styles import restyle  # noqa: E402
@@ -59,7 +59,7 @@ def main() -> int:
             print(f"logged {n} labelled drawings in {time.perf_counter() - start:.1f} s; "
                   f"the shipped model got {sum(p.digit == l for p, l in zip(predictions, user_labels))}/{n} right")
             start = time.perf_counter()
-            outcome = improve(repo, predictor.loaded, mnist, Path(tmp) / "models", mnist_eval=mnist_eval)
+            outcome = improve(predictor.loaded, user_dataset(repo), mnist, Path(tmp) / "models", mnist_eval=mnist_eval)
             r = outcome.report
             print(f"fine-tuned in {time.perf_counter() - start:.1f} s on {r.n_train} drawings "
                   f"(+ MNIST replay), held out {r.n_holdout}")

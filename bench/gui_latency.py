@@ -5,11 +5,12 @@
     predictions run mid-stroke too); from the mouse release to the bars showing the
     prediction of the finished stroke.  p50 and p99.
 (b) the longest event-loop stall: the worst gap between ticks of a 10 ms QTimer while a
-    training run (Model > Train..., in its worker) and 1 000 database writes go on.
+    training run (Model > Train..., in its child process) and 1 000 database writes go on.
+    Before it, (b0) measures the same timer with the app idle: what the machine adds.
 (c) window shown: from starting a new Python process to the main window's first paint
     (median of 3 starts).
 
-Goals: stroke p99 <= 50 ms, no stall > 50 ms, window <= 1000 ms.
+Goals: stroke p99 <= 16 ms, no stall > 17 ms (one frame at 60 Hz), window <= 1000 ms.
 Last line: ``stroke_p99_ms=... max_stall_ms=... window_ms=...``.
 """
 
@@ -32,7 +33,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-GOAL_MS = 50.0
+STROKE_GOAL_MS = 16.0
+STALL_GOAL_MS = 17.0
 WINDOW_GOAL_MS = 1000.0
 
 _WINDOW_CHILD = """
@@ -104,15 +106,19 @@ def main() -> int:
                    help="the MNIST files (default: MNIST_DIR, else <data folder>/mnist, downloaded when missing)")
     p.add_argument("--train-images", type=int, default=12000,
                    help="training images for the run of (b) (one epoch)")
+    p.add_argument("--idle-seconds", type=float, default=5.0,
+                   help="how long to measure the timer with the app idle before (b)")
     args = p.parse_args()
 
     from PySide6.QtCore import QSettings, Qt, QTimer
     from PySide6.QtTest import QTest
 
     from app.application import make_application
-    from app.controller import Controller
+    from app.controllers import Controller
+    from app.controllers.feedback import LogEntry
     from app.settings import Settings
     from app.widgets.main_window import MainWindow
+    from app.widgets.training import TrainingDialog
 
     tmp = Path(tempfile.mkdtemp(prefix="gui-bench-"))
     tmp.chmod(0o711)  # as root, the embedded server's user must traverse it to reach tmp/home
@@ -128,8 +134,8 @@ def main() -> int:
     window = MainWindow(controller, qs)
     window.resize(1080, 720)
     window.show()
-    wait(app, lambda: controller.model_ready, 120, "the model")
-    wait(app, lambda: controller.database_state.online, 120, "the database")
+    wait(app, lambda: controller.models.model_ready, 120, "the model")
+    wait(app, lambda: controller.database.state.online, 120, "the database")
     canvas = window.canvas
     size = min(canvas.width(), canvas.height())
 
@@ -148,7 +154,7 @@ def main() -> int:
         shown.clear()
         t0 = time.perf_counter()
         QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pts[-1])
-        final_seq = controller._latest_seq
+        final_seq = controller.prediction.latest_seq
         wait(app, lambda: any(r.seq == final_seq for r, _ in shown), 10, "the prediction")
         t1 = next(t for r, t in shown if r.seq == final_seq)
         if i >= 5:  # warm-up strokes
@@ -173,6 +179,17 @@ def main() -> int:
     timer.setTimerType(Qt.TimerType.PreciseTimer)
     timer.setInterval(10)
     timer.timeout.connect(tick)
+    # The floor: the same timer while the app is idle (what the machine itself adds).
+    canvas.clear()
+    last[0] = time.perf_counter()
+    timer.start()
+    pump(app, args.idle_seconds)
+    timer.stop()
+    idle = np.array(gaps)
+    gaps.clear()
+    print(f"(b0) the same timer for {args.idle_seconds:.0f} s with the app idle: worst gap {idle.max():.1f} ms, "
+          f"p99 {np.percentile(idle, 99):.1f} ms, gaps > {STALL_GOAL_MS:.0f} ms: {int((idle > STALL_GOAL_MS).sum())} "
+          f"(what the machine adds)")
     image = np.zeros((28, 28), np.uint8)
     image[6:22, 12:16] = 255
     raw = np.full((280, 280), 255, np.uint8)
@@ -186,23 +203,23 @@ def main() -> int:
             if written[0] >= args.writes:
                 writer.stop()
                 return
-            controller.log_prediction(dict(uuid=str(uuid.uuid4()), created_at=datetime.now(timezone.utc),
-                                           predicted_digit=1, confidence=0.91, probabilities=probs,
-                                           true_label=1 if written[0] % 2 else None, image=image, raw=raw,
-                                           model_version="bench", source="canvas"))
+            controller.feedback.log_prediction(LogEntry(
+                uuid=str(uuid.uuid4()), created_at=datetime.now(timezone.utc), predicted_digit=1, confidence=0.91,
+                probabilities=probs, true_label=1 if written[0] % 2 else None, image=image, raw=raw,
+                model_version="bench", source="canvas"))
             written[0] += 1
 
     writer = QTimer()
     writer.setInterval(20)
     writer.timeout.connect(write_some)
     finished = []
-    controller.trainingFinished.connect(lambda o: finished.append(o))
-    controller.trainingFailed.connect(lambda t: finished.append(t))
+    controller.learning.trainingFinished.connect(lambda o: finished.append(o))
+    controller.learning.trainingFailed.connect(lambda t: finished.append(t))
     # As a person does: Model > Train..., set the fields, Start.
     canvas.clear()
     wait(app, window.act_train.isEnabled, 60, "the training menu")
     window.act_train.trigger()
-    dialog = window.training_dialog()
+    dialog = window.dialogs.get(TrainingDialog)
     dialog.preset.setCurrentIndex(dialog.preset.findData("standard"))
     dialog.epochs.setValue(1)
     dialog.train_images.setValue(args.train_images)
@@ -212,7 +229,7 @@ def main() -> int:
     t_start = time.perf_counter()
     dialog.start_button.click()
     writer.start()
-    wait(app, lambda: finished and written[0] >= args.writes and not controller.database.busy, 600,
+    wait(app, lambda: finished and written[0] >= args.writes and not controller.database.worker.busy, 600,
          "training and the writes")
     timer.stop()
     seconds = time.perf_counter() - t_start
@@ -221,7 +238,8 @@ def main() -> int:
     print(f"(b) {len(gaps_ms)} ticks of a 10 ms timer over {seconds:.1f} s of training "
           f"({args.train_images} images, 1 epoch, augmented; the dialog's curves updating) and "
           f"{written[0]} writes: worst gap {stall:.1f} ms, "
-          f"p99 {np.percentile(gaps_ms, 99):.1f} ms, gaps > 50 ms: {int((gaps_ms > 50).sum())}")
+          f"p99 {np.percentile(gaps_ms, 99):.1f} ms, gaps > {STALL_GOAL_MS:.0f} ms: "
+          f"{int((gaps_ms > STALL_GOAL_MS).sum())}")
     if isinstance(finished[0], str):
         print("training failed, so (b) is not valid:", finished[0], file=sys.stderr)
         return 1
@@ -242,8 +260,9 @@ def main() -> int:
     starts = window_ms(env)
     w_ms = statistics.median(starts)
     print(f"(c) window painted after {', '.join(f'{t:.0f}' for t in starts)} ms (median {w_ms:.0f} ms)")
-    ok = p99 <= GOAL_MS and stall <= GOAL_MS and w_ms <= WINDOW_GOAL_MS
-    print(f"goals (p99 <= 50 ms, stall <= 50 ms, window <= 1000 ms): {'met' if ok else 'NOT met'}")
+    ok = p99 <= STROKE_GOAL_MS and stall <= STALL_GOAL_MS and w_ms <= WINDOW_GOAL_MS
+    print(f"goals (p99 <= {STROKE_GOAL_MS:.0f} ms, stall <= {STALL_GOAL_MS:.0f} ms, window <= "
+          f"{WINDOW_GOAL_MS:.0f} ms): {'met' if ok else 'NOT met'}")
     print(f"stroke_p99_ms={p99:.1f} max_stall_ms={stall:.1f} window_ms={w_ms:.0f}")
     return 0
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Checks the built executable: its --self-test (with no display), then, when Xvfb is there, that
-# it opens its window on a real X server; prints the time to window and keeps a screenshot
-# in artifacts/package_window.png.
+# Checks the built executable: its --self-test (with no display: the model, one training
+# epoch in a training process started the way the app starts one, the embedded database,
+# Qt), then, when Xvfb is there, that it opens its window on a real X server; prints the
+# time to window and keeps a screenshot in artifacts/package_window.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXE=dist/mnist-classifier/mnist-classifier
@@ -10,7 +11,9 @@ echo "package size: $(du -sh dist/mnist-classifier | cut -f1)"
 tmp=$(mktemp -d /tmp/mnist-package-test.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 # As on a server with no screen: no display and no Qt platform chosen (it picks offscreen).
-env -u DISPLAY -u WAYLAND_DISPLAY -u QT_QPA_PLATFORM MNIST_DATA_HOME="$tmp/home" "$EXE" --self-test
+env -u DISPLAY -u WAYLAND_DISPLAY -u QT_QPA_PLATFORM MNIST_DATA_HOME="$tmp/home" "$EXE" --self-test | tee "$tmp/selftest.log"
+grep -q "training: .* in a training process" "$tmp/selftest.log" \
+  || { echo "the self-test did not train in a training process" >&2; exit 1; }
 if ! command -v xvfb-run >/dev/null || ! command -v xdotool >/dev/null; then
   echo "xvfb-run or xdotool missing: window check skipped"
   exit 0

@@ -43,7 +43,7 @@ def test_improve_keeps_a_better_model_and_records_its_version(repo, mnist, shipp
     log_user_drawings(repo, predictor, restyle(mnist.test.images[:200]), mnist.test.labels[:200])
     dataset = learn.user_dataset(repo)
     assert len(dataset) == 200 and dataset.images.shape == (200, 28, 28)
-    outcome = learn.improve(repo, predictor.loaded, mnist, tmp_path / "models", FAST,
+    outcome = learn.improve(predictor.loaded, dataset, mnist, tmp_path / "models", FAST,
                             mnist_eval=MNISTSplit(mnist.test.images[200:2200], mnist.test.labels[200:2200]))
     r = outcome.report
     assert r.user_after > r.user_before
@@ -51,9 +51,13 @@ def test_improve_keeps_a_better_model_and_records_its_version(repo, mnist, shipp
         assert outcome.path is None and "MNIST" in r.reason
         return
     loaded = checkpoint.load(outcome.path)
-    assert loaded.sha256 == outcome.sha256
+    assert loaded.sha256 == outcome.sha256 and loaded.metadata == outcome.metadata
     assert loaded.metadata["kind"] == "fine-tuned" and loaded.metadata["parent_sha256"] == predictor.loaded.sha256
-    version = repo.model_version(outcome.version_id)
+    assert repo.model_version_by_sha(outcome.sha256) is None  # improve() records nothing itself
+    version_id = learn.register_version(repo, outcome.path, outcome.sha256, loaded.arch, outcome.metadata,
+                                        parent_sha=predictor.loaded.sha256, kind="fine-tuned")
+    version = repo.model_version_by_sha(outcome.sha256)
+    assert version.id == version_id
     assert version.parent_id == base_id and version.kind == "fine-tuned" and version.sha256 == outcome.sha256
     assert version.metrics["finetune"]["user_after"] == pytest.approx(r.user_after)
 
@@ -62,7 +66,7 @@ def test_not_enough_drawings(repo, mnist, shipped_model_path, tmp_path):
     predictor = MNISTPredictor(shipped_model_path)
     log_user_drawings(repo, predictor, mnist.test.images[:5], mnist.test.labels[:5])
     with pytest.raises(ValueError, match="at least 20"):
-        learn.improve(repo, predictor.loaded, mnist, tmp_path, FAST)
+        learn.improve(predictor.loaded, learn.user_dataset(repo), mnist, tmp_path, FAST)
 
 
 @pytest.mark.parametrize("name", ["mine.npz", "mine", "mine.gz"])
@@ -93,3 +97,7 @@ def test_cli_finetune(repo, db_url, mnist, mnist_dir, shipped_model_path, tmp_pa
     assert out.returncode == 0, out.stderr
     assert "60 labelled drawings" in out.stdout
     assert "your held-out drawings" in out.stdout and ("kept" in out.stdout)
+    if "Saved the fine-tuned model" in out.stdout:  # kept: recorded as a child of nothing known
+        assert [v.kind for v in repo.model_versions()] == ["fine-tuned"]
+    else:
+        assert repo.model_versions() == []

@@ -19,6 +19,7 @@ def test_self_test_passes_on_a_working_checkout(tmp_path):
     assert lines[-1] == "self-test ok"
     assert any("20/20 bundled digits right" in l or "19/20 bundled digits right" in l for l in lines)
     assert any(l.strip().startswith("database: embedded PostgreSQL started") for l in lines)
+    assert any(l.strip().startswith("training: one epoch on 20 digits in a training process") for l in lines)
 
 
 def test_self_test_fails_with_the_reason(tmp_path):

@@ -23,6 +23,7 @@ from torch import nn
 from app.fsutil import fsync_dir
 from app.ml.calibration import Calibration
 from app.ml.data import MEAN, STD
+from app.ml.errors import ModelFileError
 from app.ml.model import ARCHITECTURES, build_model
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,6 @@ MAX_PARAMETERS = 20_000_000
 #: A weights file larger than this is refused before it is read (the largest allowed
 #: network's weights take 80 MB).
 MAX_FILE_BYTES = 128 * 1024 * 1024
-
-
-class ModelFileError(RuntimeError):
-    """A weights file is missing, corrupt, truncated or for another network."""
 
 
 @dataclass

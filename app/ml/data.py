@@ -25,6 +25,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from app.ml.errors import MNISTError
+
 log = logging.getLogger(__name__)
 
 #: name -> (md5 of the .gz file, number of items)
@@ -46,10 +48,6 @@ MEAN = 0.1307
 STD = 0.3081
 
 ProgressFn = Callable[[str, int, int], None]  # (file name, bytes done, bytes total or 0)
-
-
-class MNISTError(RuntimeError):
-    """The MNIST files are missing, corrupt or could not be downloaded."""
 
 
 @dataclass(frozen=True)

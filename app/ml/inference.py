@@ -6,7 +6,6 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -112,9 +111,6 @@ class MNISTPredictor:
         with self._lock:
             heat = fn(self._loaded.model, prepared.tensor_input, result.digit)
         return result, heat
-
-    def predict_prepared(self, prepared: Sequence[Prepared]) -> list[Prediction]:
-        return self._run(list(prepared))
 
     def _run(self, prepared: list[Prepared]) -> list[Prediction]:
         batch = torch.from_numpy(np.stack([p.tensor_input for p in prepared])).to(self._device)

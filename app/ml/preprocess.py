@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from app.ml.data import MEAN, STD
+from app.ml.errors import ImageTooLarge, NothingDrawn
 
 FIELD = 28
 BOX = 20
@@ -46,14 +47,6 @@ MAX_PIXELS = 25_000_000
 WORK_PIXELS = 2_000_000
 
 log = logging.getLogger(__name__)
-
-
-class NothingDrawn(ValueError):
-    """The image holds no ink: there is no digit to recognise."""
-
-
-class ImageTooLarge(ValueError):
-    """The image has more than ``MAX_PIXELS`` pixels (or is a decompression bomb)."""
 
 
 @dataclass(frozen=True)

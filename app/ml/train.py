@@ -24,16 +24,13 @@ from torch import nn
 import app
 from app.ml import checkpoint
 from app.ml.data import MEAN, MNIST, STD, MNISTSplit
+from app.ml.errors import TrainingCancelled
 from app.ml.model import DEFAULT_ARCH, build_model
 
 log = logging.getLogger(__name__)
 
 #: Lighter dropout than the textbook 0.5: with augmentation the network needs less.
 DEFAULT_ARCH_KWARGS = {"mnist_cnn": {"conv_dropout": 0.1, "fc_dropout": 0.25}, "wide": {}}
-
-
-class TrainingCancelled(Exception):
-    """The user cancelled training; the previous weights are untouched."""
 
 
 @dataclass

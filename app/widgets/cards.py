@@ -1,8 +1,11 @@
-"""The white rounded panels ("cards") the windows are made of."""
+"""The white rounded panels ("cards") the windows are made of, and the parts the dialogs
+that run a long job share (their button row, their progress)."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy,
+                               QVBoxLayout, QWidget)
 
 
 def card(title: str | None = None) -> tuple[QFrame, QVBoxLayout]:
@@ -51,3 +54,43 @@ def job_buttons(start: str, start_tip: str, cancel: str, close_tip: str
     for b in (start_button, cancel_button, close_button):
         row.addWidget(b)
     return row, start_button, cancel_button, close_button
+
+
+class JobProgress(QWidget):
+    """A long job's progress bar and the lines that say what it does (Model → Train…,
+    Improve with my corrections…)."""
+
+    STEPS = 1000
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(10)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, self.STEPS)
+        self.bar.setValue(0)
+        self.bar.setFormat("%p %")
+        lay.addWidget(self.bar)
+        self.status = QLabel("Ready.")
+        self.status.setObjectName("hint")
+        self.status.setWordWrap(True)
+        # A fixed height: new text never re-lays the dialog (and its plots) out.
+        self.status.setFixedHeight(3 * self.status.fontMetrics().lineSpacing() + 4)
+        self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        lay.addWidget(self.status)
+
+    def show_text(self, text: str) -> None:
+        self.status.setText(text)
+
+    def show_fraction(self, fraction: float, text: str | None = None) -> None:
+        self.bar.setValue(int(round(fraction * self.STEPS)))
+        if text is not None:
+            self.status.setText(text)
+
+    def reset(self, text: str) -> None:
+        """Back to the start (a new run, a cancel, a failure)."""
+        self.show_fraction(0.0, text)
+
+    def finish(self, text: str) -> None:
+        self.show_fraction(1.0, text)

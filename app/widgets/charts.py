@@ -112,7 +112,7 @@ def heat_overlay(heat: np.ndarray) -> QImage:
     rgba = np.empty(alpha.shape + (4,), np.uint8)
     rgba[..., :3] = _rgb(heat).astype(np.uint8)
     rgba[..., 3] = (alpha * 255).astype(np.uint8)
-    return _rgba_image(rgba)
+    return rgba_image(rgba)
 
 
 def heat_on_image(image: np.ndarray, heat: np.ndarray) -> QImage:
@@ -123,13 +123,21 @@ def heat_on_image(image: np.ndarray, heat: np.ndarray) -> QImage:
     rgba = np.empty(np.asarray(image).shape + (4,), np.uint8)
     rgba[..., :3] = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
     rgba[..., 3] = 255
-    return _rgba_image(rgba)
+    return rgba_image(rgba)
 
 
-def _rgba_image(rgba: np.ndarray) -> QImage:
-    rgba = np.ascontiguousarray(rgba)
+def rgba_image(rgba: np.ndarray) -> QImage:
+    """(H, W, 4) uint8 RGBA pixels -> a QImage that owns its pixels."""
+    rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
     h, w = rgba.shape[:2]
     return QImage(rgba.data, w, h, w * 4, QImage.Format.Format_RGBA8888).copy()
+
+
+def grey_image(arr: np.ndarray) -> QImage:
+    """(H, W) uint8 grey pixels -> a QImage that owns its pixels."""
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    h, w = arr.shape
+    return QImage(arr.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
 
 
 class PixelImage(QLabel):
@@ -157,8 +165,7 @@ class PixelImage(QLabel):
             self.heat = np.asarray(heat, dtype=np.float32)
             self.set_qimage(heat_on_image(arr, self.heat))
             return
-        img = QImage(arr.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
-        self.set_qimage(img)
+        self.set_qimage(grey_image(arr))
 
     def set_qimage(self, img: QImage) -> None:
         dpr = self.devicePixelRatioF()

@@ -135,7 +135,7 @@ class CompareDialog(QDialog):
 
     # ---- the pair ------------------------------------------------------------------------------
     def set_versions(self, versions: list, a_id: int | None, b_id: int | None) -> None:
-        """Fill the two boxes (app.controller.VersionRow) and ask for the pair (a, b)."""
+        """Fill the two boxes (app.viewmodels.VersionRow) and ask for the pair (a, b)."""
         for combo, chosen in ((self.a_combo, a_id), (self.b_combo, b_id)):
             combo.blockSignals(True)
             combo.clear()

@@ -10,11 +10,11 @@ Closing the dialog while it runs only hides it.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QDialog, QGridLayout, QLabel, QProgressBar,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QDialog, QGridLayout, QLabel, QVBoxLayout, QWidget
 
+from app.viewmodels import ImproveResult
 from app.widgets import theme
-from app.widgets.cards import card, job_buttons
+from app.widgets.cards import JobProgress, card, job_buttons
 from app.widgets.training import format_duration
 
 #: The keep rule, as app.ml.finetune.FinetuneConfig states it (shown to the user).
@@ -57,17 +57,9 @@ class ImproveDialog(QDialog):
         self.count_label.setWordWrap(True)
         lay.addWidget(self.count_label)
 
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(0)
-        self.progress.setFormat("%p %")
-        lay.addWidget(self.progress)
-        self.status = QLabel("Ready.")
-        self.status.setObjectName("hint")
-        self.status.setWordWrap(True)
-        self.status.setFixedHeight(3 * self.status.fontMetrics().lineSpacing() + 4)
-        self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        lay.addWidget(self.status)
+        self.job = JobProgress()
+        self.progress, self.status = self.job.bar, self.job.status
+        lay.addWidget(self.job)
 
         result_card, result_lay = card("Before → after")
         grid = QGridLayout()
@@ -161,7 +153,7 @@ class ImproveDialog(QDialog):
     def _cancel(self) -> None:
         if self._running:
             self.cancel_button.setEnabled(False)
-            self.status.setText("Cancelling…")
+            self.job.show_text("Cancelling…")
             self.cancelRequested.emit()
 
     def _clear_result(self) -> None:
@@ -175,22 +167,18 @@ class ImproveDialog(QDialog):
     def improve_started(self) -> None:
         self._set_running(True)
         self._clear_result()
-        self.progress.setValue(0)
-        self.status.setText("Starting…")
+        self.job.reset("Starting…")
 
     def show_status(self, text: str) -> None:
-        self.status.setText(text)
+        self.job.show_text(text)
 
     def show_progress(self, p) -> None:
         """``p``: an app.ml.train.TrainProgress."""
-        self.progress.setValue(int(round(p.fraction * 1000)))
-        self.status.setText(f"Epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} · loss {p.loss:.3f} · "
-                            f"about {format_duration(p.eta)} left")
+        self.job.show_fraction(p.fraction, f"Epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} · "
+                                           f"loss {p.loss:.3f} · about {format_duration(p.eta)} left")
 
-    def show_result(self, r) -> None:
-        """``r``: an app.controller.ImproveResult."""
+    def show_result(self, r: ImproveResult) -> None:
         self._set_running(False)
-        self.progress.setValue(1000)
         self.user_name.setText(f"Your held-out drawings ({r.n_holdout})")
         for key, before, after, allowed in (("mnist", r.mnist_before, r.mnist_after, -MAX_MNIST_DROP),
                                             ("user", r.user_before, r.user_after, 0.0)):
@@ -213,18 +201,16 @@ class ImproveDialog(QDialog):
         self.verdict.style().unpolish(self.verdict)
         self.verdict.style().polish(self.verdict)
         self.verdict.show()
-        self.status.setText("Done.")
+        self.job.finish("Done.")
         self._fit()
 
     def improve_failed(self, text: str) -> None:
         self._set_running(False)
-        self.progress.setValue(0)
-        self.status.setText(text)
+        self.job.reset(text)
 
     def improve_cancelled(self, text: str = "Cancelled. The current model stays in use.") -> None:
         self._set_running(False)
-        self.progress.setValue(0)
-        self.status.setText(text)
+        self.job.reset(text)
 
     def closeEvent(self, event) -> None:
         self.hide()

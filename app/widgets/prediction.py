@@ -113,10 +113,12 @@ class PredictionPanel(QWidget):
         return self._digit
 
     def _set_state(self, state: str, feedback: bool) -> None:
+        look = "result" if state == "result" else "idle"
+        if self.digit_label.property("state") != look:  # (restyling costs a millisecond: only on a change)
+            self.digit_label.setProperty("state", look)
+            self.digit_label.style().unpolish(self.digit_label)
+            self.digit_label.style().polish(self.digit_label)
         self._state = state
-        self.digit_label.setProperty("state", "result" if state == "result" else "idle")
-        self.digit_label.style().unpolish(self.digit_label)
-        self.digit_label.style().polish(self.digit_label)
         self.correct_button.setEnabled(feedback)
         self.wrong_button.setEnabled(feedback)
 

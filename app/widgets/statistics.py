@@ -1,56 +1,27 @@
 """The Statistics tab: accuracy, per-digit accuracy, the confusion matrix, accuracy over
 time and the recent predictions (with their 28x28 images; a true label can be corrected
 there), of all model versions or of one (the "Model version" box); "Compare versions…"
-asks for two versions side by side.  It shows a ``StatsSnapshot`` it is given and emits
-what the user asks for."""
+asks for two versions side by side.  It shows a ``StatsSnapshot`` (app/viewmodels.py) it
+is given and emits what the user asks for."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPixmap
+from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QHBoxLayout, QHeaderView,
                                QLabel, QPushButton, QSizePolicy, QStyledItemDelegate, QTableView,
                                QVBoxLayout, QWidget)
 
+from app.viewmodels import HistoryItem, StatsSnapshot
 from app.widgets import theme
-from app.widgets.charts import plain_plot
 from app.widgets.cards import card, stat_tile
+from app.widgets.charts import grey_image, plain_plot
 
 NO_LABEL = "—"
-
-
-@dataclass
-class HistoryItem:
-    uuid: str
-    created_at: dt.datetime
-    predicted: int
-    confidence: float
-    true_label: int | None
-    thumbnail: QImage | None  # the 28x28 image, decoded off the GUI thread
-    source: str = "canvas"
-    model_version: str | None = None
-    model_version_id: int | None = None
-
-
-@dataclass
-class StatsSnapshot:
-    """Everything the tab shows; built by the controller in a worker."""
-
-    total: int = 0
-    labelled: int = 0
-    correct: int = 0
-    accuracy: float | None = None
-    digits: list[dict] = field(default_factory=list)  # repository.digit_statistics()
-    confusion: list[list[int]] = field(default_factory=lambda: [[0] * 10 for _ in range(10)])
-    per_day: list[dict] = field(default_factory=list)  # repository.accuracy_per_day()
-    recent: list[HistoryItem] = field(default_factory=list)
-    versions: list = field(default_factory=list)  # app.controller.VersionRow, newest first
-    version_id: int | None = None  # the version these numbers are of (None: all)
 
 
 # ---- the history table -----------------------------------------------------------------------
@@ -91,11 +62,11 @@ class HistoryModel(QAbstractTableModel):
         return f
 
     def _pixmap(self, item: HistoryItem) -> QPixmap | None:
-        if item.thumbnail is None:
+        if item.image is None:
             return None
         if item.uuid not in self._pixmaps:
-            img = item.thumbnail.scaled(42, 42, Qt.AspectRatioMode.KeepAspectRatio,
-                                        Qt.TransformationMode.FastTransformation)
+            img = grey_image(item.image).scaled(42, 42, Qt.AspectRatioMode.KeepAspectRatio,
+                                                Qt.TransformationMode.FastTransformation)
             self._pixmaps[item.uuid] = QPixmap.fromImage(img)
         return self._pixmaps[item.uuid]
 

@@ -1,5 +1,5 @@
-"""Colours shared by the stylesheet (resources/style.qss) and the pyqtgraph charts, and the
-loaders for the bundled stylesheet and SVG icons."""
+"""Colours shared by the stylesheet (resources/style.qss) and the pyqtgraph charts, how long
+status-bar messages stay, and the loaders for the bundled stylesheet and SVG icons."""
 
 from __future__ import annotations
 
@@ -23,6 +23,15 @@ HEAT = [(244, 246, 250), (198, 219, 239), (107, 174, 214), (33, 113, 181), (8, 4
 #: "Why this digit?": pixels that pushed the network towards its answer, and against it.
 EVIDENCE_FOR = (240, 90, 30)
 EVIDENCE_AGAINST = (40, 120, 255)
+
+#: How long a passing status-bar message stays (ms): an echo of what a worker is doing
+#: ("Reading x.png…", training's current step, "Label saved."); a note on what an action
+#: of the user did (saved, cancelled, switched); a result worth reading (exports, warnings).
+ECHO_MS = 3000
+NOTE_MS = 5000
+RESULT_MS = 8000
+#: ... or until the next message replaces it (work under way: "Exporting…").
+UNTIL_REPLACED = 0
 
 
 def stylesheet() -> str:

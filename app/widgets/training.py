@@ -5,6 +5,9 @@ keyword arguments of ``app.ml.train.TrainConfig``) and ``cancelRequested``; the
 controller runs the training and calls ``training_started`` / ``show_progress`` /
 ``training_finished`` / ``training_failed`` / ``training_cancelled``.  Closing the dialog
 while training runs only hides it; the run goes on (the status bar shows it).
+
+The recipes are ``app.ml.train.PRESETS`` as the controller hands them over
+(``MLInfo.presets``, every value filled in): choosing one sets every field from it.
 """
 
 from __future__ import annotations
@@ -14,14 +17,26 @@ import math
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFormLayout,
-                               QHBoxLayout, QLabel, QProgressBar, QSpinBox,
-                               QVBoxLayout, QWidget)
+                               QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget)
 
 from app.widgets import theme
-from app.widgets.cards import job_buttons
+from app.widgets.cards import JobProgress, job_buttons
 from app.widgets.charts import plain_plot
 
 TRAIN_IMAGES = 60000
+#: Width of the plots' value axes (px), room for "100" and "2.5".
+AXIS_WIDTH = 36
+#: A few words on a recipe beside its numbers (which come from the recipe itself).
+PRESET_NOTES = {"quick": "about 99 %", "standard": "the shipped recipe"}
+
+
+def preset_label(name: str, values: dict) -> str:
+    """"Quick: 2 epochs, no augmentation (about 99 %)"."""
+    epochs = values["epochs"]
+    text = (f"{name.capitalize()}: {epochs} epoch{'s' if epochs != 1 else ''}, "
+            f"{'with' if values['augment'] else 'no'} augmentation")
+    note = PRESET_NOTES.get(name)
+    return f"{text} ({note})" if note else text
 
 
 def format_duration(seconds: float) -> str:
@@ -69,8 +84,8 @@ class TrainingDialog(QDialog):
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.preset = QComboBox()
-        self.preset.addItem("Quick: 2 epochs, no augmentation (≈99 %)", "quick")
-        self.preset.addItem("Standard: the shipped recipe, 15 epochs with augmentation", "standard")
+        for name in sorted(presets, key=lambda n: presets[n]["epochs"]):  # the quickest first
+            self.preset.addItem(preset_label(name, presets[name]), name)
         self.preset.setToolTip("A starting point; change any value below")
         form.addRow("Recipe:", self.preset)
         self.epochs = QSpinBox()
@@ -108,18 +123,9 @@ class TrainingDialog(QDialog):
         self.preset.currentIndexChanged.connect(self._apply_preset)
         self._apply_preset()
 
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(0)
-        self.progress.setFormat("%p %")
-        lay.addWidget(self.progress)
-        self.status = QLabel("Ready.")
-        self.status.setObjectName("hint")
-        self.status.setWordWrap(True)
-        # A fixed height: new text never re-lays the dialog (and its plots) out.
-        self.status.setFixedHeight(3 * self.status.fontMetrics().lineSpacing() + 4)
-        self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        lay.addWidget(self.status)
+        self.job = JobProgress()
+        self.progress, self.status = self.job.bar, self.job.status
+        lay.addWidget(self.job)
 
         plots = QHBoxLayout()
         self.loss_plot = plain_plot()
@@ -135,6 +141,9 @@ class TrainingDialog(QDialog):
             p.setMinimumHeight(170)
             p.addLegend(offset=offset, labelTextSize="8pt")
             p.disableAutoRange()
+            # A fixed width: new tick labels never resize the plot (a re-layout of the
+            # whole plot is the costly part of a repaint).
+            p.getAxis("left").setWidth(AXIS_WIDTH)
             plots.addWidget(p)
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2), name="train")
         self.test_loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen(theme.GOOD, width=2),
@@ -153,18 +162,22 @@ class TrainingDialog(QDialog):
         self.start_button.clicked.connect(self._start)
         self.cancel_button.clicked.connect(self._cancel)
         self.close_button.clicked.connect(self.hide)
+        self._ranges: dict = {}
         self._reset_curves()
+        self._fresh_ranges()
+        self.epochs.valueChanged.connect(self._fresh_ranges)
 
     # ---- settings --------------------------------------------------------------------------
     def _apply_preset(self) -> None:
-        values = self._presets.get(self.preset.currentData(), {})
-        self.epochs.setValue(int(values.get("epochs", 3)))
-        self.batch_size.setValue(int(values.get("batch_size", 128)))
-        self.learning_rate.setValue(float(values.get("learning_rate", 0.006)))
-        self.augment.setChecked(bool(values.get("augment", True)))
-        arch = values.get("arch")
-        if arch:
-            self.arch.setCurrentIndex(max(0, self.arch.findData(arch)))
+        name = self.preset.currentData()
+        if name is None:
+            return
+        values = self._presets[name]
+        self.epochs.setValue(int(values["epochs"]))
+        self.batch_size.setValue(int(values["batch_size"]))
+        self.learning_rate.setValue(float(values["learning_rate"]))
+        self.augment.setChecked(bool(values["augment"]))
+        self.arch.setCurrentIndex(max(0, self.arch.findData(values["arch"])))
 
     def config(self) -> dict:
         """The chosen settings as TrainConfig keyword arguments."""
@@ -187,7 +200,7 @@ class TrainingDialog(QDialog):
     def _cancel(self) -> None:
         if self._running:
             self.cancel_button.setEnabled(False)
-            self.status.setText("Cancelling…")
+            self.job.show_text("Cancelling…")
             self.cancelRequested.emit()
 
     def _set_running(self, running: bool) -> None:
@@ -202,7 +215,6 @@ class TrainingDialog(QDialog):
         return self._running
 
     def _reset_curves(self) -> None:
-        self._ranges: dict = {}
         self._x, self._loss, self._acc = [], [], []
         self._ex, self._test_loss, self._test_acc = [], [], []
         for c in (self.loss_curve, self.test_loss_curve, self.acc_curve, self.test_acc_curve):
@@ -212,16 +224,23 @@ class TrainingDialog(QDialog):
     def training_started(self, text: str = "Loading the MNIST images…") -> None:
         self._set_running(True)
         self._reset_curves()
-        # The ranges a fresh network's curves start in (loss ~2.3), set before the first
-        # point so that the first update does not re-lay the axes out.
-        for plot, hi in ((self.loss_plot, 2.5), (self.acc_plot, 100.0)):
-            self._ranges[plot] = (self.epochs.value(), 0.0, hi)
-            plot.setRange(xRange=(0, self.epochs.value()), yRange=(0.0, hi), padding=0.03)
-        self.progress.setValue(0)
-        self.status.setText(text)
+        self._fresh_ranges()
+        self.job.reset(text)
+
+    def _fresh_ranges(self) -> None:
+        """The ranges a fresh network's curves start in (loss ~2.3) over the epochs chosen:
+        shown before Start, so that neither Start nor the first point re-lays the axes out."""
+        if not self._running or not self._x:
+            self._set_range(self.loss_plot, self.epochs.value(), 0.0, 2.5)
+            self._set_range(self.acc_plot, self.epochs.value(), 0.0, 100.0)
+
+    def _set_range(self, plot, epochs: int, lo: float, hi: float) -> None:
+        if self._ranges.get(plot) != (epochs, lo, hi):
+            self._ranges[plot] = (epochs, lo, hi)
+            plot.setRange(xRange=(0, epochs), yRange=(lo, hi), padding=0.03)
 
     def show_status(self, text: str) -> None:
-        self.status.setText(text)
+        self.job.show_text(text)
 
     def show_progress(self, p) -> None:
         """``p``: an app.ml.train.TrainProgress."""
@@ -239,13 +258,12 @@ class TrainingDialog(QDialog):
             self.test_loss_curve.setData(self._ex, self._test_loss)
             self.test_acc_curve.setData(self._ex, self._test_acc)
         self._set_ranges(p.epochs)
-        self.progress.setValue(int(round(p.fraction * 1000)))
         text = (f"Epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} · loss {p.loss:.3f} · "
                 f"accuracy {p.accuracy:.1f} % · {format_duration(p.elapsed)} elapsed, "
                 f"about {format_duration(p.eta)} left")
         if self._test_acc:
             text += f"\nTest accuracy after epoch {int(self._ex[-1])}: {self._test_acc[-1]:.2f} %"
-        self.status.setText(text)
+        self.job.show_fraction(p.fraction, text)
 
     def _set_ranges(self, epochs: int) -> None:
         """Change a plot's range only when the data leave it, in round steps: a new range
@@ -256,23 +274,19 @@ class TrainingDialog(QDialog):
             self.acc_plot: (0.0, 100.0),
         }
         for plot, (lo, hi) in wanted.items():
-            if self._ranges.get(plot) != (epochs, lo, hi):
-                self._ranges[plot] = (epochs, lo, hi)
-                plot.setRange(xRange=(0, epochs), yRange=(lo, hi), padding=0.03)
+            self._set_range(plot, epochs, lo, hi)
 
     def training_finished(self, text: str) -> None:
         self._set_running(False)
-        self.progress.setValue(1000)
-        self.status.setText(text)
+        self.job.finish(text)
 
     def training_failed(self, text: str) -> None:
         self._set_running(False)
-        self.status.setText(text)
+        self.job.show_text(text)
 
     def training_cancelled(self, text: str = "Cancelled. The current model stays in use.") -> None:
         self._set_running(False)
-        self.progress.setValue(0)
-        self.status.setText(text)
+        self.job.reset(text)
 
     def closeEvent(self, event) -> None:
         self.hide()

@@ -1,6 +1,6 @@
 """Model → Versions…: every model version the database knows, and a way back to one.
 
-The dialog shows rows it is given (``show_versions``: app.controller.VersionRow, newest
+The dialog shows rows it is given (``show_versions``: app.viewmodels.VersionRow, newest
 first) and emits what the user asks for: ``useRequested(row)`` to switch to a version,
 ``compareRequested(a_id, b_id)`` to compare one with the version in use,
 ``refreshRequested`` to read the list again.  Loading the weights is the controller's.

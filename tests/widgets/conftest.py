@@ -15,6 +15,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import QCoreApplication, QSettings  # noqa: E402
 
+from app import paths  # noqa: E402
 from app.ml import data  # noqa: E402 (no torch: data.py reads files with numpy)
 from app.settings import Settings  # noqa: E402
 
@@ -25,7 +26,7 @@ ARTIFACTS = REPO / "artifacts"
 @pytest.fixture(scope="session")
 def model_path(tmp_path_factory, mnist_dir) -> Path:
     """The shipped weights; without them (a fresh checkout), a quick model trained here."""
-    shipped = REPO / "saved_models" / "mnist_classifier.pth"
+    shipped = paths.bundled_model_path()
     if shipped.is_file():
         return shipped
     from app.ml import train
@@ -63,23 +64,25 @@ def settings(tmp_path, mnist_dir, model_path, db_url) -> Settings:
 @pytest.fixture
 def make_window(qtbot, qsettings):
     """make_window(settings) -> a shown MainWindow; closed (workers and DB stopped) after."""
-    from app.controller import Controller
+    from app.controllers import Controller
     from app.widgets.main_window import MainWindow
 
     made = []
 
-    def make(settings: Settings, wait_model: bool = True, wait_db: bool = True, qs: QSettings | None = None):
+    def make(settings: Settings, wait_model: bool = True, wait_db: bool = True, qs: QSettings | None = None,
+             **options):
+        """``options``: the Controller's keyword arguments (finetune=, db_poll_ms=, ...)."""
         qs = qs or qsettings
-        controller = Controller(settings, qs)
+        controller = Controller(settings, qs, **options)
         window = MainWindow(controller, qs)
         qtbot.addWidget(window)
         made.append(window)
         window.show()
         qtbot.waitExposed(window)
         if wait_model:
-            qtbot.waitUntil(lambda: controller.model_ready, timeout=30000)
+            qtbot.waitUntil(lambda: controller.models.model_ready, timeout=30000)
         if wait_db and settings is not None:
-            qtbot.waitUntil(lambda: controller.database_state.online, timeout=30000)
+            qtbot.waitUntil(lambda: controller.database.state.online, timeout=30000)
         return window
 
     yield make

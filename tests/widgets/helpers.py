@@ -43,8 +43,8 @@ def draw_and_wait(qtbot, window, digit: int):
     drawing is on screen; return the digit shown."""
     with qtbot.waitSignal(window.predictionShown, timeout=10000):
         draw_digit(window.canvas, digit)
-    c = window.controller
-    qtbot.waitUntil(lambda: c._delivered_seq == c._latest_seq, timeout=10000)
+    prediction = window.controller.prediction
+    qtbot.waitUntil(lambda: not prediction.waiting, timeout=10000)
     return window.panel.digit
 
 
@@ -79,11 +79,13 @@ def log_labelled(controller, images, labels, prefix: str) -> None:
     import uuid
     from datetime import datetime, timedelta, timezone
 
-    predictions = controller.predictor.predict_batch(images)
+    from app.controllers.feedback import LogEntry
+
+    predictions = controller.models.predictor.predict_batch(images)
     t0 = datetime.now(timezone.utc)
     for i, (p, label) in enumerate(zip(predictions, labels)):
-        controller.log_prediction(dict(
+        controller.feedback.log_prediction(LogEntry(
             uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{prefix}-{i}")), created_at=t0 + timedelta(milliseconds=i),
             predicted_digit=p.digit, confidence=p.confidence, probabilities=list(p.probabilities),
             true_label=int(label), image=p.image, raw=None, source="canvas"))
-    assert controller.database.wait_idle(60)
+    assert controller.database.worker.wait_idle(60)

@@ -28,8 +28,8 @@ def test_why_this_digit_overlay(qtbot, window, qsettings):
     assert not window.act_explain.isChecked() and panel.explain_button.defaultAction() is window.act_explain
     assert "X" in window.act_explain.toolTip() and window.act_explain in window.view_menu.actions()
     assert draw_and_wait(qtbot, window, 7) == 7
-    assert panel.input_view.heat is None and canvas.overlay() is None and c.current_prediction.heat is None
-    second, p = c.current_prediction.runner_up
+    assert panel.input_view.heat is None and canvas.overlay() is None and c.prediction.current_prediction.heat is None
+    second, p = c.prediction.current_prediction.runner_up
     assert panel.runner_up_label.isVisible() and f"<b>{second}</b>" in panel.runner_up_label.text()
     assert second != 7 and "%" in panel.runner_up_label.text()
     before = coloured_share(canvas.grab(), spread=20)
@@ -37,7 +37,7 @@ def test_why_this_digit_overlay(qtbot, window, qsettings):
     with qtbot.waitSignal(window.predictionShown, timeout=10000):  # the drawing is predicted again, with its map
         qtbot.mouseClick(panel.explain_button, Qt.MouseButton.LeftButton)
     assert window.act_explain.isChecked() and panel.explain_button.isChecked()
-    r = c.current_prediction
+    r = c.prediction.current_prediction
     assert r.digit == 7 and r.heat.shape == r.image.shape == (28, 28)
     assert np.all(np.isfinite(r.heat)) and float(np.abs(r.heat).max()) == pytest.approx(1.0)
     assert panel.input_view.heat is not None and np.array_equal(panel.input_view.heat, r.heat)
@@ -52,7 +52,7 @@ def test_why_this_digit_overlay(qtbot, window, qsettings):
 
     # Live predictions while it is on bring their own maps; key X turns it off.
     draw_and_wait(qtbot, window, 7)
-    assert c.current_prediction.heat is not None
+    assert c.prediction.current_prediction.heat is not None
     QTest.keyClick(window, Qt.Key.Key_X)
     assert not window.act_explain.isChecked()
     assert panel.input_view.heat is None and canvas.overlay() is None and "for 7" not in panel.seen_caption.text()

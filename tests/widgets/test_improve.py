@@ -16,7 +16,8 @@ from app.ml import data
 from app.ml.data import read_idx
 from app.ml.finetune import FinetuneConfig
 from app.ml.styles import restyle
-from app.widgets.main_window import IDX_GZ_FILTER, NPZ_FILTER, dataset_export_path
+from app.widgets.improve import ImproveDialog
+from app.widgets.stats_page import IDX_GZ_FILTER, NPZ_FILTER, dataset_export_path
 from tests.widgets.conftest import save_artifact
 from tests.widgets.helpers import draw_and_wait, log_labelled
 
@@ -41,81 +42,81 @@ def versions(db_url):
 
 def open_improve(qtbot, window):
     qtbot.waitUntil(window.act_improve.isEnabled, timeout=30000)
-    with qtbot.waitSignal(window.controller.labelledCount, timeout=10000):
+    with qtbot.waitSignal(window.controller.learning.labelledCount, timeout=10000):
         window.act_improve.trigger()
-    dialog = window.improve_dialog()
+    dialog = window.dialogs.get(ImproveDialog)
     qtbot.waitExposed(dialog)
     return dialog
 
 
-def test_too_few_then_cancel_then_not_kept(qtbot, window, settings, mnist, db_url):
+def test_too_few_then_cancel_then_not_kept(qtbot, make_window, settings, mnist, db_url):
+    # Long enough to cancel after its first progress report.
+    window = make_window(settings, finetune=FinetuneConfig(epochs=3, replay=2000, learning_rate=0.0003))
     c = window.controller
-    c.finetune_config = FinetuneConfig(epochs=3, replay=2000, learning_rate=0.0003)
-    qtbot.waitUntil(lambda: c.model_version_id is not None, timeout=10000)
-    old = c.model_info
+    qtbot.waitUntil(lambda: c.models.model_version_id is not None, timeout=10000)
+    old = c.models.model_info
     # Plain MNIST digits the model reads right: nothing to learn.
     images, labels = mnist.test.images[3000:3100], mnist.test.labels[3000:3100]
-    right = np.array([p.digit for p in c.predictor.predict_batch(images)]) == labels
+    right = np.array([p.digit for p in c.models.predictor.predict_batch(images)]) == labels
     images, labels = images[right][:60], labels[right][:60]
 
     log_labelled(c, images[:7], labels[:7], "plain")
     dialog = open_improve(qtbot, window)
     assert "<b>7</b>" in dialog.count_label.text() and "at least <b>20</b>" in dialog.count_label.text()
     assert not dialog.start_button.isEnabled()
-    with qtbot.waitSignal(c.improveFailed, timeout=10000) as failed:
-        c.start_improve()  # (the button is off; the controller says why too)
+    with qtbot.waitSignal(c.learning.improveFailed, timeout=10000) as failed:
+        c.learning.start_improve()  # (the button is off; the controller says why too)
     assert "at least 20" in failed.args[0] and "there are 7" in failed.args[0]
     save_artifact(dialog, "improve_dialog_too_few.png")
 
     log_labelled(c, images[7:], labels[7:], "plain-more")
-    with qtbot.waitSignal(c.labelledCount, timeout=10000):
-        c.count_labelled()
+    with qtbot.waitSignal(c.learning.labelledCount, timeout=10000):
+        c.learning.count_labelled()
     assert "<b>60</b>" in dialog.count_label.text() and dialog.start_button.isEnabled()
 
     # Cancel: the old model stays, nothing is written.
-    with qtbot.waitSignal(c.improveProgress, timeout=60000):
+    with qtbot.waitSignal(c.learning.improveProgress, timeout=60000):
         qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
     assert dialog.running and dialog.cancel_button.isEnabled() and not dialog.start_button.isEnabled()
     assert window.training_bar.isVisible()
-    with qtbot.waitSignal(c.improveCancelled, timeout=30000):
+    with qtbot.waitSignal(c.learning.improveCancelled, timeout=30000):
         qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
-    assert c.model_info is old and not c.improve_running
+    assert c.models.model_info is old and not c.learning.improve_running
     assert "current model stays" in dialog.status.text() and dialog.start_button.isEnabled()
     assert not Path(settings.models_dir).exists() or not any(Path(settings.models_dir).iterdir())
     assert not window.training_bar.isVisible()
 
     # Run to the end: held-out accuracy is 100 % already, so the new model is not kept.
-    c.finetune_config = QUICK
-    with qtbot.waitSignal(c.improveFinished, timeout=120000) as done:
+    with qtbot.waitSignal(c.learning.improveFinished, timeout=120000) as done:
         dialog.start_button.click()
     r = done.args[0]
     assert not r.kept and "did not improve" in r.reason and r.user_before == 100.0
-    assert c.model_info is old and r.info is None
+    assert c.models.model_info is old and r.info is None
     assert [v[1] for v in versions(db_url)] == ["shipped"]  # no new version
     assert "Not kept" in dialog.verdict.text() and "stays in use" in dialog.verdict.text()
     assert dialog.cells["user"][0].text() == "100.0 %" and dialog.cells["mnist"][0].text().endswith("%")
     save_artifact(dialog, "improve_dialog_not_kept.png")
 
 
-def test_improve_keeps_a_better_model_and_swaps_it_in(qtbot, window, settings, qsettings, mnist, db_url):
+def test_improve_keeps_a_better_model_and_swaps_it_in(qtbot, make_window, settings, qsettings, mnist, db_url):
+    window = make_window(settings, finetune=QUICK)
     c = window.controller
-    c.finetune_config = QUICK
-    qtbot.waitUntil(lambda: c.model_version_id is not None, timeout=10000)
-    base_id, base_sha = c.model_version_id, c.model_info.sha256
+    qtbot.waitUntil(lambda: c.models.model_version_id is not None, timeout=10000)
+    base_id, base_sha = c.models.model_version_id, c.models.model_info.sha256
     # A user who writes thick, slanted, narrow digits: MNIST training digits in another hand.
     images = restyle(mnist.train.images[1000:1120], thickness=3, slant_deg=-40, squash=0.6)
     log_labelled(c, images, mnist.train.labels[1000:1120], "restyled")
     dialog = open_improve(qtbot, window)
     assert "<b>120</b>" in dialog.count_label.text()
-    with qtbot.waitSignal(c.improveFinished, timeout=120000) as done:
+    with qtbot.waitSignal(c.learning.improveFinished, timeout=120000) as done:
         dialog.start_button.click()
     r = done.args[0]
     assert r.kept, r.reason
     assert r.user_after > r.user_before and r.mnist_before - r.mnist_after <= 0.2
     # Swapped in without a restart, remembered, and recorded as a child of the old version.
-    assert c.model_info is r.info and c.model_info.sha256 != base_sha
+    assert c.models.model_info is r.info and c.models.model_info.sha256 != base_sha
     assert r.info.path.parent == Path(settings.models_dir) and qsettings.value("model/path") == str(r.info.path)
-    qtbot.waitUntil(lambda: c.model_version_id == r.version_id, timeout=10000)
+    qtbot.waitUntil(lambda: c.models.model_version_id == r.version_id, timeout=10000)
     assert versions(db_url)[-1] == (r.version_id, "fine-tuned", base_id, r.info.sha256, str(r.info.path))
     assert window.model_label.text().startswith(f"Model #{r.version_id}:")
     assert "Kept" in dialog.verdict.text() and f"#{r.version_id}" in dialog.verdict.text()
@@ -125,8 +126,8 @@ def test_improve_keeps_a_better_model_and_swaps_it_in(qtbot, window, settings, q
     # The new model predicts at once, and its predictions carry its version.
     window.activateWindow()
     draw_and_wait(qtbot, window, 7)
-    assert c.current_prediction.model_sha256 == r.info.sha256
-    with qtbot.waitSignal(c.logged, timeout=10000):
+    assert c.prediction.current_prediction.model_sha256 == r.info.sha256
+    with qtbot.waitSignal(c.feedback.logged, timeout=10000):
         QTest.keyClick(window, Qt.Key.Key_Return)
     conn = psycopg2.connect(db_url)
     with conn.cursor() as cur:
@@ -137,22 +138,22 @@ def test_improve_keeps_a_better_model_and_swaps_it_in(qtbot, window, settings, q
 
 def test_export_dataset_npz_and_idx(qtbot, window, mnist, tmp_path):
     c = window.controller
-    with qtbot.waitSignal(c.datasetExportFailed, timeout=10000) as failed:
-        window.export_dataset(tmp_path / "none.npz")
+    with qtbot.waitSignal(c.statistics.datasetExportFailed, timeout=10000) as failed:
+        window.stats_page.export_dataset(tmp_path / "none.npz")
     assert "no labelled drawings" in failed.args[0] and not (tmp_path / "none.npz").exists()
     log_labelled(c, mnist.test.images[:5], mnist.test.labels[:5], "export")
     target = dataset_export_path(str(tmp_path / "mine"), NPZ_FILTER)
     assert target.name == "mine.npz"
-    with qtbot.waitSignal(c.datasetExported, timeout=10000) as done:
-        window.export_dataset(target)
+    with qtbot.waitSignal(c.statistics.datasetExported, timeout=10000) as done:
+        window.stats_page.export_dataset(target)
     assert done.args == [[str(target)], 5]
     got = np.load(target)
     assert got["images"].shape == (5, 28, 28) and list(got["labels"]) == list(mnist.test.labels[:5])
     assert "Exported 5 labelled drawings" in window.statusBar().currentMessage()
 
     target = dataset_export_path(str(tmp_path / "mine"), IDX_GZ_FILTER)
-    with qtbot.waitSignal(c.datasetExported, timeout=10000) as done:
-        window.export_dataset(target)
+    with qtbot.waitSignal(c.statistics.datasetExported, timeout=10000) as done:
+        window.stats_page.export_dataset(target)
     images, labels = tmp_path / "mine-images-idx3-ubyte.gz", tmp_path / "mine-labels-idx1-ubyte.gz"
     assert done.args == [[str(images), str(labels)], 5]
     np.testing.assert_array_equal(read_idx(images), got["images"])

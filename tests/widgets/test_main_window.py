@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
+from app.widgets.help import keys_of
 from tests.widgets.conftest import save_artifact
 from tests.widgets.helpers import draw_and_wait
 
@@ -41,7 +42,7 @@ def test_drawn_digit_is_recognised_and_bars_update(qtbot, window, digit):
 
 def test_enter_logs_the_drawing_with_its_prediction_as_label(qtbot, window, db_url):
     assert draw_and_wait(qtbot, window, 7) == 7
-    with qtbot.waitSignal(window.controller.logged, timeout=10000):
+    with qtbot.waitSignal(window.controller.feedback.logged, timeout=10000):
         QTest.keyClick(window, Qt.Key.Key_Return)
     assert window.canvas.is_empty()
     assert window.panel.state == "idle"
@@ -53,26 +54,26 @@ def test_enter_logs_the_drawing_with_its_prediction_as_label(qtbot, window, db_u
 def test_statistics_tab(qtbot, window, db_url):
     for d in (1, 7):
         draw_and_wait(qtbot, window, d)
-        with qtbot.waitSignal(window.controller.logged, timeout=10000):
+        with qtbot.waitSignal(window.controller.feedback.logged, timeout=10000):
             QTest.keyClick(window, Qt.Key.Key_Return)
     draw_and_wait(qtbot, window, 0)
-    with qtbot.waitSignal(window.controller.logged, timeout=10000):
+    with qtbot.waitSignal(window.controller.feedback.logged, timeout=10000):
         QTest.keyClick(window, Qt.Key.Key_3)  # "it is a 3": a wrong prediction
-    with qtbot.waitSignal(window.controller.statsReady, timeout=10000):
+    with qtbot.waitSignal(window.controller.statistics.statsReady, timeout=10000):
         window.tabs.setCurrentIndex(1)
-    assert window.stats.row_count() == 3
-    assert window.stats.accuracy_value.text() == "66.7 %"
+    assert window.stats_page.tab.row_count() == 3
+    assert window.stats_page.tab.accuracy_value.text() == "66.7 %"
     save_artifact(window, "main_window_statistics.png")
 
 
 def test_wrong_dialog_writes_the_true_label_to_the_database(qtbot, window, db_url):
     assert draw_and_wait(qtbot, window, 0) == 0
     qtbot.mouseClick(window.panel.wrong_button, Qt.MouseButton.LeftButton)
-    dialog = window.correction_dialog
+    dialog = window.draw.correction_dialog
     qtbot.waitExposed(dialog)
     assert dialog.chart.winner() == 0
     save_artifact(dialog, "correction_dialog.png")
-    with qtbot.waitSignal(window.controller.logged, timeout=10000) as logged:
+    with qtbot.waitSignal(window.controller.feedback.logged, timeout=10000) as logged:
         QTest.keyClick(dialog, Qt.Key.Key_6)
     assert logged.args[1] == 6
     [(uid, predicted, label, *_)] = rows(db_url)
@@ -83,8 +84,8 @@ def test_wrong_dialog_writes_the_true_label_to_the_database(qtbot, window, db_ur
 def test_wrong_dialog_click_picks_the_digit(qtbot, window, db_url):
     draw_and_wait(qtbot, window, 1)
     window.act_wrong.trigger()
-    dialog = window.correction_dialog
-    with qtbot.waitSignal(window.controller.logged, timeout=10000):
+    dialog = window.draw.correction_dialog
+    with qtbot.waitSignal(window.controller.feedback.logged, timeout=10000):
         qtbot.mouseClick(dialog.buttons[4], Qt.MouseButton.LeftButton)
     assert [(r[1], r[2]) for r in rows(db_url)] == [(1, 4)]
 
@@ -92,19 +93,19 @@ def test_wrong_dialog_click_picks_the_digit(qtbot, window, db_url):
 def test_cancelled_dialog_logs_nothing_and_keeps_the_drawing(qtbot, window, db_url):
     draw_and_wait(qtbot, window, 1)
     window.act_wrong.trigger()
-    window.correction_dialog.reject()
-    assert not window.canvas.is_empty() and window.controller.has_prediction
-    window.controller.database.wait_idle(5)
+    window.draw.correction_dialog.reject()
+    assert not window.canvas.is_empty() and window.controller.prediction.has_prediction
+    window.controller.database.worker.wait_idle(5)
     assert rows(db_url) == []
 
 
 def test_clearing_without_feedback_logs_once_unlabelled(qtbot, window, db_url):
     draw_and_wait(qtbot, window, 7)
-    with qtbot.waitSignal(window.controller.logged, timeout=10000):
+    with qtbot.waitSignal(window.controller.feedback.logged, timeout=10000):
         QTest.keyClick(window, Qt.Key.Key_Escape)
     assert window.canvas.is_empty() and window.panel.state == "idle"
     QTest.keyClick(window, Qt.Key.Key_Delete)  # clearing an empty canvas logs nothing more
-    window.controller.database.wait_idle(5)
+    window.controller.database.worker.wait_idle(5)
     qtbot.wait(50)
     [(uid, predicted, label, source, *_)] = rows(db_url)
     assert (predicted, label, source) == (7, None, "canvas")
@@ -114,7 +115,7 @@ def test_undo_redo_shortcuts_repredict_and_empty_canvas_shows_nothing(qtbot, win
     draw_and_wait(qtbot, window, 7)
     with qtbot.waitSignal(window.predictionShown, timeout=5000):
         window.canvas.add_stroke(window.canvas.strokes[0])  # a second, identical stroke
-        window._content_changed(window.canvas.revision)
+        window.draw._content_changed(window.canvas.revision)
     QTest.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     QTest.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert window.canvas.is_empty()
@@ -123,24 +124,24 @@ def test_undo_redo_shortcuts_repredict_and_empty_canvas_shows_nothing(qtbot, win
     with qtbot.waitSignal(window.predictionShown, timeout=5000):
         QTest.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert len(window.canvas.strokes) == 1 and window.panel.digit == 7
-    window.controller.database.wait_idle(5)
+    window.controller.database.worker.wait_idle(5)
     assert rows(db_url) == []  # undoing everything withdraws the drawing: nothing logged
 
 
 def test_history_label_can_be_corrected(qtbot, window, db_url):
     draw_and_wait(qtbot, window, 7)
-    with qtbot.waitSignal(window.controller.logged, timeout=10000):
+    with qtbot.waitSignal(window.controller.feedback.logged, timeout=10000):
         QTest.keyClick(window, Qt.Key.Key_Return)
-    with qtbot.waitSignal(window.controller.statsReady, timeout=10000):
+    with qtbot.waitSignal(window.controller.statistics.statsReady, timeout=10000):
         window.tabs.setCurrentIndex(1)
-    assert window.stats.model.rows()[0].true_label == 7
-    with qtbot.waitSignal(window.controller.labelSaved, timeout=10000):
-        window.stats.edit_label(0, 1)
+    assert window.stats_page.tab.model.rows()[0].true_label == 7
+    with qtbot.waitSignal(window.controller.feedback.labelSaved, timeout=10000):
+        window.stats_page.tab.edit_label(0, 1)
     assert [(r[1], r[2]) for r in rows(db_url)] == [(7, 1)]
-    with qtbot.waitSignal(window.controller.statsReady, timeout=10000):
+    with qtbot.waitSignal(window.controller.statistics.statsReady, timeout=10000):
         pass  # the tab refreshes itself after the change
-    assert window.stats.model.rows()[0].true_label == 1
-    assert window.stats.accuracy_value.text() == "0.0 %"
+    assert window.stats_page.tab.model.rows()[0].true_label == 1
+    assert window.stats_page.tab.accuracy_value.text() == "0.0 %"
 
 
 def test_open_image_predicts_the_file(qtbot, window, db_url, tmp_path):
@@ -148,11 +149,11 @@ def test_open_image_predicts_the_file(qtbot, window, db_url, tmp_path):
 
     path = tmp_path / "four.png"
     pil_digit(4, size=200, width=14).save(path)
-    with qtbot.waitSignal(window.controller.predictionReady, timeout=10000) as got:
+    with qtbot.waitSignal(window.controller.prediction.predictionReady, timeout=10000) as got:
         window.open_image(str(path))
     assert got.args[0].source == "file" and got.args[0].digit == 4
     assert window.canvas.has_image() and window.panel.digit == 4
-    with qtbot.waitSignal(window.controller.logged, timeout=10000):
+    with qtbot.waitSignal(window.controller.feedback.logged, timeout=10000):
         QTest.keyClick(window, Qt.Key.Key_Return)
     assert [(r[1], r[2], r[3]) for r in rows(db_url)] == [(4, 4, "file")]
 
@@ -184,11 +185,11 @@ def test_window_state_and_brush_are_remembered(qtbot, make_window, settings, qse
 
 def test_export_csv_and_about_this_model(qtbot, window, db_url, tmp_path):
     draw_and_wait(qtbot, window, 1)
-    with qtbot.waitSignal(window.controller.logged, timeout=10000):
+    with qtbot.waitSignal(window.controller.feedback.logged, timeout=10000):
         QTest.keyClick(window, Qt.Key.Key_Return)
     out = tmp_path / "predictions.csv"
-    with qtbot.waitSignal(window.controller.exportDone, timeout=10000) as done:
-        window.controller.export_csv(out)  # what File > Export... does after its file dialog
+    with qtbot.waitSignal(window.controller.statistics.exportDone, timeout=10000) as done:
+        window.controller.statistics.export_csv(out)  # what File > Export... does after its file dialog
     assert done.args == [str(out), 1]
     lines = out.read_text().splitlines()
     assert lines[0].startswith("uuid,created_at,predicted_digit") and len(lines) == 2
@@ -204,5 +205,21 @@ def test_statistics_tab_restored_at_start_is_filled_once_the_database_opens(qtbo
     qsettings.setValue("window/tab", 1)
     w = make_window(settings, wait_model=False, wait_db=False)
     assert w.tabs.currentIndex() == 1
-    qtbot.waitUntil(lambda: w.stats.snapshot is not None, timeout=30000)
-    assert w.stats.snapshot.total == 0 and w.stats.accuracy_value.text() == "–"
+    qtbot.waitUntil(lambda: w.stats_page.tab.snapshot is not None, timeout=30000)
+    assert w.stats_page.tab.snapshot.total == 0 and w.stats_page.tab.accuracy_value.text() == "–"
+
+
+def test_the_shortcut_help_is_made_from_the_actions(qtbot, make_window, settings):
+    import html
+
+    w = make_window(settings, wait_model=False, wait_db=False)
+    w._action("Zoom in", lambda: None, "Ctrl+K", None, "Look closer")  # one more action, in no menu
+    w.act_shortcuts.trigger()
+    text = w.last_message.text()
+    keyed = [a for a in w.actions() if a.shortcuts() and not a.text().startswith("It is a ")]
+    assert len(keyed) > 20
+    for a in keyed:
+        assert html.escape(keys_of(a)) in text and html.escape(a.statusTip()) in text, a.text()
+    assert "Ctrl+K" in text and "Look closer" in text
+    assert "0 – 9" in text and "Save the drawing as that digit" in text
+    assert keys_of(w.act_correct) in w.draw.hint.text()  # the canvas hint names the same keys

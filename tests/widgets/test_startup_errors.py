@@ -49,8 +49,8 @@ def test_corrupt_model_file_then_load_weights(qtbot, make_window, settings, tmp_
     qtbot.waitUntil(lambda: w.panel.state == "error", timeout=30000)
     assert "corrupt" in w.panel.detail_label.text()
     dismiss_message(qtbot, w)
-    with qtbot.waitSignal(w.controller.modelReady, timeout=30000):
-        w.controller.load_model(model_path)  # what Model > Load weights... does
+    with qtbot.waitSignal(w.controller.models.modelReady, timeout=30000):
+        w.controller.models.load_model(model_path)  # what Model > Load weights... does
     assert w.panel.state == "idle"
     assert qsettings.value("model/path") == str(model_path)
     assert draw_and_wait(qtbot, w, 1) == 1
@@ -58,7 +58,7 @@ def test_corrupt_model_file_then_load_weights(qtbot, make_window, settings, tmp_
 
 def test_canvas_works_while_the_model_loads(qtbot, make_window, settings):
     w = make_window(settings, wait_model=False, wait_db=False)
-    if not w.controller.model_ready:  # (it may already be, torch being loaded in this process)
+    if not w.controller.models.model_ready:  # (it may already be, torch being loaded in this process)
         assert "loading model" in w.canvas._placeholder
         assert w.panel.state == "loading"
     draw_digit(w.canvas, 7)
@@ -68,27 +68,27 @@ def test_canvas_works_while_the_model_loads(qtbot, make_window, settings):
 def test_unreachable_database_spools_and_says_so(qtbot, make_window, settings):
     s = settings.with_(database_url="postgresql://postgres@127.0.0.1:1/mnist")
     w = make_window(s, wait_db=False)
-    qtbot.waitUntil(lambda: not w.controller.database_state.starting, timeout=30000)
+    qtbot.waitUntil(lambda: not w.controller.database.state.starting, timeout=30000)
     assert w.db_label.text() == "Database: offline (127.0.0.1:1)"
     assert "connection refused" in w.db_label.toolTip()
     assert "not reachable" in dismiss_message(qtbot, w)
     draw_and_wait(qtbot, w, 7)
-    with qtbot.waitSignal(w.controller.logged, timeout=10000):
+    with qtbot.waitSignal(w.controller.feedback.logged, timeout=10000):
         QTest.keyClick(w, Qt.Key.Key_Return)
     assert w.db_label.text() == "Database: offline (127.0.0.1:1) · 1 waiting"
     assert s.spool_dir.is_dir()
-    with qtbot.waitSignal(w.controller.statsFailed, timeout=10000):
+    with qtbot.waitSignal(w.controller.statistics.statsFailed, timeout=10000):
         w.tabs.setCurrentIndex(1)  # the statistics say why there are none
-    assert w.stats.state_label.text()
+    assert w.stats_page.tab.state_label.text()
 
 
 def test_database_comes_back_and_spool_is_sent(qtbot, make_window, settings, db_url):
     """Offline first (a wrong URL): nothing is lost once the right database is used again."""
     w = make_window(settings.with_(database_url=db_url.replace("/test_", "/missing_")), wait_db=False)
-    qtbot.waitUntil(lambda: not w.controller.database_state.starting, timeout=30000)
+    qtbot.waitUntil(lambda: not w.controller.database.state.starting, timeout=30000)
     dismiss_message(qtbot, w)
     draw_and_wait(qtbot, w, 1)
-    with qtbot.waitSignal(w.controller.logged, timeout=10000):
+    with qtbot.waitSignal(w.controller.feedback.logged, timeout=10000):
         QTest.keyClick(w, Qt.Key.Key_Return)
     w.close()
     make_window(settings)  # same spool folder, the real database

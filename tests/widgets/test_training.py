@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
+from app.widgets.training import TrainingDialog
 from tests.widgets.conftest import save_artifact
 from tests.widgets.test_main_window import draw_and_wait
 
@@ -14,13 +15,13 @@ from tests.widgets.test_main_window import draw_and_wait
 def open_dialog(qtbot, window):
     qtbot.waitUntil(window.act_train.isEnabled, timeout=30000)
     window.act_train.trigger()
-    dialog = window.training_dialog()
+    dialog = window.dialogs.get(TrainingDialog)
     qtbot.waitExposed(dialog)
     return dialog
 
 
 def test_tiny_training_run_swaps_the_model(qtbot, window, settings, qsettings, model_path):
-    old = window.controller.model_info
+    old = window.controller.models.model_info
     dialog = open_dialog(qtbot, window)
     dialog.preset.setCurrentIndex(dialog.preset.findData("quick"))
     dialog.epochs.setValue(2)
@@ -31,13 +32,13 @@ def test_tiny_training_run_swaps_the_model(qtbot, window, settings, qsettings, m
     assert dialog.config() == {"epochs": 2, "batch_size": 100, "learning_rate": 0.01, "arch": "mnist_cnn",
                                "augment": False, "train_limit": 3000}
     progress = []
-    window.controller.trainingProgress.connect(progress.append)
-    with qtbot.waitSignal(window.controller.trainingFinished, timeout=180000) as done:
+    window.controller.learning.trainingProgress.connect(progress.append)
+    with qtbot.waitSignal(window.controller.learning.trainingFinished, timeout=180000) as done:
         qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: dialog.running, timeout=5000)
         assert not dialog.start_button.isEnabled() and dialog.cancel_button.isEnabled()
     outcome = done.args[0]
-    new = window.controller.model_info
+    new = window.controller.models.model_info
     assert new is outcome.info and new.sha256 != old.sha256
     assert new.path.parent == Path(settings.models_dir) and new.path.is_file()
     assert model_path.is_file() and new.path != model_path  # the shipped file is untouched
@@ -46,7 +47,8 @@ def test_tiny_training_run_swaps_the_model(qtbot, window, settings, qsettings, m
     assert [p.epoch for p in progress if p.epoch_stats] == [1, 2]
     assert dialog.progress.value() == 1000 and "in use" in dialog.status.text()
     assert len(dialog.test_acc_curve.getData()[0]) == 2
-    assert window.model_label.text().startswith("Model: mnist_cnn")
+    version = window.controller.models.model_version_id  # recorded before the run is reported finished
+    assert version is not None and window.model_label.text().startswith(f"Model #{version}: mnist_cnn")
     save_artifact(dialog, "training_dialog.png")
     dialog.hide()
     # The new model predicts at once, without a restart.
@@ -55,16 +57,38 @@ def test_tiny_training_run_swaps_the_model(qtbot, window, settings, qsettings, m
 
 
 def test_cancel_leaves_the_old_model(qtbot, window, settings, qsettings):
-    old = window.controller.model_info
+    old = window.controller.models.model_info
     dialog = open_dialog(qtbot, window)
     dialog.preset.setCurrentIndex(dialog.preset.findData("standard"))  # long: 15 epochs
-    with qtbot.waitSignal(window.controller.trainingProgress, timeout=120000):
+    with qtbot.waitSignal(window.controller.learning.trainingProgress, timeout=120000):
         dialog.start_button.click()
-    with qtbot.waitSignal(window.controller.trainingCancelled, timeout=30000):
+    with qtbot.waitSignal(window.controller.learning.trainingCancelled, timeout=30000):
         dialog.cancel_button.click()
-    assert window.controller.model_info is old
+    assert window.controller.models.model_info is old
     assert not dialog.running and dialog.start_button.isEnabled()
     assert "current model stays" in dialog.status.text()
     assert not Path(settings.models_dir).exists() or not any(Path(settings.models_dir).iterdir())
     assert qsettings.value("model/path") is None
     assert not window.training_bar.isVisible()
+
+
+def test_the_recipes_fill_every_field_from_the_command_lines_presets(qtbot):
+    """Standard is the shipped recipe (15 epochs with augmentation), Quick the 2-epoch one:
+    every value comes from app.ml.train.PRESETS as the controller hands them over."""
+    from app.controllers.models import import_ml
+    from app.ml import train
+
+    info = import_ml()
+    dialog = TrainingDialog(info.architectures, info.presets)
+    qtbot.addWidget(dialog)
+    assert [dialog.preset.itemData(i) for i in range(dialog.preset.count())] == ["quick", "standard"]
+    assert dialog.preset.currentData() == "quick"
+    for name in ("standard", "quick"):
+        dialog.preset.setCurrentIndex(dialog.preset.findData(name))
+        recipe = train.preset(name)
+        assert dialog.config() == {"epochs": recipe.epochs, "batch_size": recipe.batch_size,
+                                   "learning_rate": recipe.learning_rate, "arch": recipe.arch,
+                                   "augment": recipe.augment}
+    dialog.preset.setCurrentIndex(dialog.preset.findData("standard"))
+    assert dialog.epochs.value() == train.TrainConfig().epochs == 15
+    assert dialog.preset.currentText().startswith("Standard: 15 epochs, with augmentation")

@@ -95,3 +95,18 @@ def test_stop_drains_when_asked_and_calls_nothing_after(qtbot):
     assert w2.stop(drain=False, timeout_s=5)
     qtbot.wait(50)
     assert called == []  # no callback after stop()
+
+
+def test_request_stop_lets_several_threads_stop_together(qtbot):
+    a, b = WorkerThread("a"), WorkerThread("b")
+    gate = threading.Event()
+    called = []
+    a.submit(gate.wait, 5, on_result=called.append)
+    b.submit(lambda: "drained", on_result=called.append)
+    a.request_stop()
+    b.request_stop(drain=True)
+    assert a.submit(lambda: 1).state == "dropped" and b.submit(lambda: 1).state == "dropped"
+    gate.set()
+    assert a.stop(timeout_s=5) and b.stop(timeout_s=5)
+    qtbot.wait(50)
+    assert called == []  # no callback once stopping began
