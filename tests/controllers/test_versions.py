@@ -8,6 +8,8 @@ from pathlib import Path
 
 import psutil
 
+from app.db.cluster import PASSFILE
+
 from app.db.server import DEFAULT_DATABASE, postmasters
 from tests.controllers.conftest import Record, wait_until
 from tests.db.dbhelpers import fetch
@@ -68,6 +70,7 @@ def test_a_version_registered_after_the_embedded_server_is_killed(make_controlle
     wait_until(lambda: got["ready"], what="the other weights")
     wait_until(lambda: c.models.model_version_id is not None, 90, "the version after the server was restarted")
     assert postmasters(scratch_pgdata)  # the app started its server again
-    url = f"postgresql://postgres:@/{DEFAULT_DATABASE}?host={scratch_pgdata}"  # (its Unix socket)
+    # Its Unix socket, and the password the app's server keeps in its data folder.
+    url = f"postgresql://postgres@/{DEFAULT_DATABASE}?host={scratch_pgdata}&passfile={scratch_pgdata / PASSFILE}"
     shas = [r[0] for r in fetch(url, "SELECT weights_sha256 FROM model_versions ORDER BY id")]
     assert shas[-2:] == [sha, c.models.model_info.sha256]
