@@ -417,9 +417,10 @@ def calibrate(model: nn.Module, data, test: MNISTSplit) -> dict:
     # The threshold accepts DIGIT_ACCEPT of the held-out MNIST digits (of the calibration
     # writers' digits when no MNIST image was held out).
     threshold = cal.threshold_for(cal.digit_score(logits[0], c), cal.DIGIT_ACCEPT)
-    c = cal.Calibration(temperature=temperature, digit_threshold=threshold, score=c.score)
+    top_map = cal.fit_top_map(cal.softmax(np.concatenate(logits), temperature), np.concatenate([y for _, y in parts]))
+    c = cal.Calibration(temperature=temperature, digit_threshold=threshold, score=c.score, top_map=top_map)
     test_logits = logits_of(model, test.images)
-    probs = cal.softmax(test_logits, temperature)
+    probs = c.probabilities(test_logits)
     rel = cal.reliability(probs.max(1), probs.argmax(1) == test.labels)
     report = {**c.to_dict(),
               "validation_images": int(sum(len(y) for _, y in parts)),
