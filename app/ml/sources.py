@@ -113,12 +113,17 @@ def _run_chunks(chunks: list[tuple], workers: int | None, progress: ProgressFn |
     done: list = [None] * len(chunks)
     if workers > 1 and len(chunks) > 1 and not multiprocessing.current_process().daemon:
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        try:
             futures = [pool.submit(_make_chunk, *c) for c in chunks]
             for i, f in enumerate(futures):
                 done[i] = f.result()
-                if progress:
+                if progress:  # (a progress function may raise to cancel)
                     progress(f"Drawing synthetic {kind}: {100 * (i + 1) // len(chunks)} %")
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         return done
     for i, c in enumerate(chunks):
         done[i] = _make_chunk(*c)
