@@ -130,11 +130,6 @@ class Inbox:
     def progress(self, p) -> None:
         self.send("progress", p)
 
-    def checked_status(self, text: str) -> None:
-        """A status for the app, after checking Cancel (slow preparations call it)."""
-        self.check()
-        self.status(text)
-
     def cancelled(self) -> bool:
         """True once the app asked to stop (or went away)."""
         try:
@@ -222,7 +217,7 @@ def train_model(request: TrainRequest, inbox: Inbox) -> TrainedModel:
     torch.set_num_threads(_threads())
     inbox.status(f"Training {cfg.arch} for {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}…")
     result = train.train(cfg, mnist, progress=inbox.progress, should_cancel=inbox.cancelled,
-                         cache_dir=request.cache_dir, status=inbox.checked_status)
+                         cache_dir=request.cache_dir, status=inbox.status)
     inbox.check()
     inbox.status("Saving the weights…")
     sha = train.save_result(result, mnist, Path(request.out))

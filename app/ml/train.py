@@ -373,7 +373,7 @@ def train(config: TrainConfig, mnist: MNIST, progress: ProgressFn | None = None,
     model = initial if initial is not None else build_model(config.arch, **config.resolved_arch_kwargs())
     model.to(device)
     data = sources.assemble(mnist, config.synthetic, config.outliers, config.calibration, config.seed,
-                            cache_dir, validation=config.validation, progress=status)
+                            cache_dir, validation=config.validation, progress=status, should_cancel=should_cancel)
     if should_cancel is not None and should_cancel():
         raise TrainingCancelled("training cancelled")
     train_split = data.mnist_train.subset(config.train_limit)
