@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from app import paths
-from app.ml import calibration, checkpoint
+from app.ml import calibration, checkpoint, segment
 from app.ml.preprocess import NothingDrawn, Prepared, prepare
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,17 @@ class MNISTPredictor:
         with self._lock:
             heat = fn(self._loaded.model, prepared.tensor_input, result.digit)
         return result, heat
+
+    def read_number(self, x, strokes=None) -> segment.NumberReading:
+        """Read a whole number: ``.text`` ("2025"), ``.digits`` (a ``Prediction`` each, left
+        to right), ``.boxes`` ((x, y, w, h) of each digit in ``x``'s pixels) and
+        ``.confidence`` (the product of the digits').  ``strokes``, when known, are the pen
+        strokes in ``x``'s pixel coordinates (see ``app.ml.segment``).  Raises
+        ``NothingDrawn`` for a blank input, like ``predict``."""
+        return segment.read_number(self.predict_prepared, x, strokes)
+
+    def predict_prepared(self, prepared: list[Prepared]) -> list[Prediction]:
+        return self._run(list(prepared))
 
     def _run(self, prepared: list[Prepared]) -> list[Prediction]:
         batch = torch.from_numpy(np.stack([p.tensor_input for p in prepared])).to(self._device)
