@@ -5,6 +5,7 @@
     python run_model.py --mode test             # Test set: Average loss ..., Accuracy ...
     python run_model.py --mode both --epochs 5
     python run_model.py --mode test --test-samples 10   # also saves a figure of 10 digits
+    python run_model.py --mode read --image number.png  # read the number written in an image
 
 The shape follows pytorch/examples' mnist/main.py.
 """
@@ -34,9 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = TrainConfig()
     p = argparse.ArgumentParser(description="Train and test the MNIST digit classifier.")
-    p.add_argument("--mode", choices=["train", "test", "both", "finetune"], default="both",
+    p.add_argument("--mode", choices=["train", "test", "both", "finetune", "read"], default="both",
                    help="train a model, test one, or both (default: both); finetune: learn from "
-                        "the corrections in the database")
+                        "the corrections in the database; read: read the number in each --image")
+    p.add_argument("--image", type=Path, nargs="+", default=None, metavar="FILE",
+                   help="image files to read with --mode read (a digit or a whole number)")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs to train (default: {d.epochs})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"batch size (default: {d.batch_size})")
     p.add_argument("--learning-rate", "--lr", type=float, default=d.learning_rate,
@@ -95,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     from app.ml.checkpoint import ModelFileError
 
     try:
+        if args.mode == "read":  # the app's model unless one is named
+            named = args.model_path or settings.source_of("MNIST_MODEL_PATH") or settings.source_of("MODEL_PATH")
+            return read_images(args.image, model_path if named else None)
         if args.mode == "finetune":
             from app.learn import finetune_cli
             return finetune_cli(settings, args, model_path)
@@ -111,6 +117,35 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; the previous model file is unchanged", file=sys.stderr)
         return 130
     return 0
+
+
+def read_images(files: list[Path] | None, model_path: Path | None) -> int:
+    """Print the number read in each image file and each digit with its confidence
+    (``model_path`` None: the app's default model)."""
+    if not files:
+        print("error: --mode read needs at least one image: --image FILE [FILE ...]", file=sys.stderr)
+        return 2
+    from app.ml import MNISTPredictor, NothingDrawn
+    from app.ml.preprocess import open_image
+
+    predictor = MNISTPredictor(model_path)
+    failed = 0
+    for path in files:
+        try:
+            reading = predictor.read_number(open_image(path))
+        except NothingDrawn:
+            print(f"error: {path}: nothing drawn (the image has no ink); give a picture of a number",
+                  file=sys.stderr)
+        except ValueError as exc:  # missing, not an image, damaged, too large
+            print(f"error: {path}: {exc}", file=sys.stderr)
+        else:
+            print(f"{path}: {reading.text}  (confidence {100 * reading.confidence:.1f}%)")
+            for k, (digit, box) in enumerate(zip(reading.digits, reading.boxes), start=1):
+                x, y, w, h = box
+                print(f"  {k}. {digit.digit}  {100 * digit.confidence:5.1f}%   box x={x} y={y} w={w} h={h}")
+            continue
+        failed += 1
+    return 2 if failed else 0
 
 
 def train_and_save(args, mnist, model_path: Path, figures_dir: Path, cache_dir: Path | None = None) -> None:
