@@ -21,6 +21,9 @@ MAX_MODEL_VERSION_LEN = 200
 # What model_versions.kind may be (a CHECK in sql/migrations/002_model_versions.sql).
 MODEL_KINDS = ("trained", "fine-tuned", "shipped")
 MAX_NAME_LEN = 200
+# A number read digit by digit has at most this many + 1 digits (a CHECK in
+# sql/migrations/004_readings.sql).
+MAX_READING_POSITION = 99
 # Softmax output sums to 1 up to float32 rounding; anything further off is not probabilities.
 PROBABILITY_SUM_TOLERANCE = 1e-3
 
@@ -200,6 +203,8 @@ class PredictionRecord:
     created_at: datetime = field(default_factory=_now)
     true_label: int | None = None
     model_version_id: int | None = None
+    reading_id: str | None = None  # a digit of a number read digit by digit: the reading's uuid
+    reading_position: int | None = None  # and the digit's place in it, 0 = leftmost
 
     def validate(self) -> "PredictionRecord":
         """Raise ValueError naming the first bad field; return self when all is well.
@@ -238,6 +243,7 @@ class PredictionRecord:
             raise ValueError(f"model_version must be text of at most {MAX_MODEL_VERSION_LEN} "
                              f"characters or None")
         self.model_version_id = check_version_id(self.model_version_id)
+        self._validate_reading()
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {self.source!r}")
         if not isinstance(self.created_at, datetime) or self.created_at.tzinfo is None \
@@ -245,6 +251,18 @@ class PredictionRecord:
             raise ValueError("created_at must be a datetime with a time zone "
                              "(e.g. datetime.now(timezone.utc))")
         return self
+
+    def _validate_reading(self) -> None:
+        if self.reading_id is None and self.reading_position is None:
+            return
+        if self.reading_id is None or self.reading_position is None:
+            raise ValueError("reading_id and reading_position go together: give both (a digit of a "
+                             "number) or neither (a single digit)")
+        self.reading_id = check_uuid(self.reading_id)
+        p = self.reading_position
+        if isinstance(p, bool) or not isinstance(p, numbers.Integral) or not 0 <= p <= MAX_READING_POSITION:
+            raise ValueError(f"reading_position must be an int 0-{MAX_READING_POSITION}, not {p!r}")
+        self.reading_position = int(p)
 
     def _validate_probabilities(self) -> None:
         bad = ValueError("probabilities must be a sequence of 10 numbers")
@@ -284,6 +302,8 @@ class PredictionRecord:
             "model_version": self.model_version,
             "model_version_id": self.model_version_id,
             "source": self.source,
+            "reading_id": self.reading_id,
+            "reading_position": self.reading_position,
         }
 
     @classmethod
@@ -300,6 +320,8 @@ class PredictionRecord:
             model_version=d.get("model_version"),
             model_version_id=d.get("model_version_id"),  # absent in older spool lines
             source=d["source"],
+            reading_id=d.get("reading_id"),  # absent in older spool lines
+            reading_position=d.get("reading_position"),
         )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import psycopg2.extensions
 
@@ -103,6 +103,20 @@ class PredictionRepository:
         """
         return self._writer.log(record, version)
 
+    def log_reading(self, records: Sequence[PredictionRecord], version: VersionSpec | None = None,
+                    reading_id: str | None = None) -> str:
+        """Store a number read digit by digit (or spool it when offline); return the
+        reading's uuid (``reading_id``, or a new one).
+
+        ``records`` are its digits, left to right, each a prediction with its 28x28 image,
+        probabilities and label; each is stored as a prediction row (also counted in the
+        digit statistics) with the reading's id and its position (0 = leftmost).  The
+        view ``readings`` lists the numbers with the text read and whether it was right;
+        `reading_accuracy` counts them.  A digit's label is corrected with `set_label`.
+        ValueError (nothing written) when any digit is bad.
+        """
+        return self._writer.log_reading(records, version, reading_id)
+
     def set_label(self, uuid: str, label: int | None) -> None:
         """Set, change or (with None) clear the true label of a prediction.
 
@@ -183,6 +197,11 @@ class PredictionRepository:
         """The newest predictions first, with their 28x28 PNGs (of one model version, or
         of all with None)."""
         return self._stats.recent(limit, offset, model_version_id)
+
+    def reading_accuracy(self) -> dict:
+        """Numbers read digit by digit: {"total", "labelled" (every digit labelled),
+        "correct" (every digit right), "accuracy" (correct / labelled, None if none)}."""
+        return self._stats.reading_accuracy()
 
     def accuracy(self, model_version_id: int | None = None) -> dict:
         """{"total", "labelled", "correct", "accuracy"} (accuracy None with no labels), of

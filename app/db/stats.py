@@ -74,6 +74,13 @@ class StatisticsReader:
 
         return self._session.read(query)
 
+    def reading_accuracy(self) -> dict:
+        def query(cur) -> dict:
+            cur.execute("SELECT total, labelled, correct, accuracy FROM reading_accuracy")
+            return _as_dict(cur, cur.fetchone())
+
+        return self._session.read(query)
+
     def digit_statistics(self, model_version_id: int | None = None) -> list[dict]:
         version_id = check_version_id(model_version_id)
 

@@ -10,13 +10,16 @@ the order is kept.
 from __future__ import annotations
 
 import logging
+import uuid as uuid_module
 from datetime import datetime, timezone
+from typing import Sequence
 
 import psycopg2
 import psycopg2.errors
 
 from app.db.errors import UnknownModelVersion, UnknownPrediction
-from app.db.records import PredictionRecord, VersionSpec, check_label, check_uuid
+from app.db.records import (MAX_READING_POSITION, PredictionRecord, VersionSpec, check_label,
+                             check_uuid)
 from app.db.replay import SpoolReplayer, record_params
 from app.db.session import DbSession
 from app.db.versions import ModelVersions
@@ -26,10 +29,10 @@ log = logging.getLogger(__name__)
 INSERT = """
 INSERT INTO predictions (uuid, created_at, predicted_digit, confidence, probabilities,
                          true_label, labelled_at, image_png, raw_png, model_version,
-                         model_version_id, source)
+                         model_version_id, source, reading_id, reading_position)
 VALUES (%(uuid)s, %(created_at)s, %(predicted_digit)s, %(confidence)s, %(probabilities)s::real[],
         %(true_label)s, %(labelled_at)s, %(image_png)s, %(raw_png)s, %(model_version)s,
-        %(model_version_id)s, %(source)s)
+        %(model_version_id)s, %(source)s, %(reading_id)s, %(reading_position)s)
 ON CONFLICT (uuid) DO NOTHING
 """
 # Last writer wins by the client's clock, so replaying an old label never undoes a newer one.
@@ -89,6 +92,25 @@ class PredictionWriter:
         if spec is not None and record.model_version_id is not None:
             self._versions.remember(record.model_version_id, spec.sha256)
         return uuid
+
+    def log_reading(self, records: Sequence[PredictionRecord], version: VersionSpec | None = None,
+                    reading_id: str | None = None) -> str:
+        """See `PredictionRepository.log_reading`."""
+        records = list(records)
+        if not records:
+            raise ValueError("a reading has at least one digit; nothing was written")
+        if len(records) > MAX_READING_POSITION + 1:
+            raise ValueError(f"a reading has at most {MAX_READING_POSITION + 1} digits, not "
+                             f"{len(records)}; nothing was written")
+        reading_id = check_uuid(reading_id if reading_id is not None else uuid_module.uuid4())
+        for position, record in enumerate(records):
+            record.reading_id, record.reading_position = reading_id, position
+            record.validate()  # every digit checked before any is written
+        if version is not None:
+            version.checked()
+        for record in records:  # each online, or spooled (in order) like a single prediction
+            self.log(record, version)
+        return reading_id
 
     def set_label(self, uuid: str, label: int | None) -> None:
         """See `PredictionRepository.set_label`."""
