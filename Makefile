@@ -61,6 +61,7 @@ bench: venv mnist
 	$(PY) bench/db_concurrency.py
 	$(PY) bench/canvas_strokes.py
 	QT_QPA_PLATFORM=offscreen $(PY) bench/robustness.py
+	$(PY) bench/number_reading.py
 
 package: venv
 	$(VENV)/bin/pyinstaller --noconfirm --clean build.spec

@@ -44,8 +44,9 @@ GRID = {
 def build(predictor, split, n4: int, seed: int) -> list[dict]:
     """Composed strings -> what the fit needs: features, cut counts, the true text."""
     rng = np.random.default_rng(seed)
-    only = {name: dataclasses.replace(segment.DEFAULT_WEIGHTS, cut=0.0, crossed=0.0, narrow_cut=0.0, stroke_cut=0.0,
-                                      **{name: 1.0}) for name in ("cut", "crossed", "narrow_cut")}
+    zero = {"cut": 0.0, "crossed": 0.0, "narrow_cut": 0.0, "stroke_cut": 0.0}
+    only = {name: dataclasses.replace(segment.DEFAULT_WEIGHTS, **{**zero, name: 1.0})
+            for name in ("cut", "crossed", "narrow_cut")}
     samples = bench.make_samples(split, {n: (n4 if n == 4 else max(1, n4 // 4)) for n in bench.LENGTHS}, rng, False)
     out = []
     for (gap, _), group in samples.items():

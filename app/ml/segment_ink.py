@@ -35,7 +35,7 @@ SEAM_MAX_CROSSED = 2.6
 #: Two cut paths closer than this (digit heights, mean distance) are one.
 SEAM_SPACING = 0.12
 #: At most one cut path per this much width (digit heights), plus one.
-SEAM_PER_HEIGHT = 0.45
+SEAM_PER_HEIGHT = 0.35
 #: Each side of a cut holds at least this share of the piece's ink.
 SEAM_MIN_SIDE = 0.05
 
