@@ -3,16 +3,17 @@
 1. **Units.** With the pen strokes known (the canvas has them) a unit is a group of
    strokes that overlap horizontally, so a 5's flag or a 4's second stroke stays with its
    digit; without them (an image file) a unit is a connected piece of ink.
-2. **Cuts.** A unit wide enough to hold two touching or overlapping digits gets candidate
-   cut paths (``segment_ink.find_cuts``: the cheapest top-to-bottom paths through the ink,
-   near the thinnest parts of its vertical profile); the parts between them are *atoms*.
+2. **Cuts.** A unit wider than ``CUT_WIDTH`` digit heights, or one the network is unsure
+   of when it reads it whole (below ``SURE``, or "not a digit"), gets candidate cut paths
+   (``segment_ink.find_cuts``: the cheapest top-to-bottom paths, crossing as little ink as
+   possible); the parts between them are *atoms*.  Other units are one atom each.
 3. **Choice.** Atoms are ordered left to right; a candidate digit is a run of up to
-   ``MAX_ATOMS`` consecutive atoms, not too wide and without a wide blank gap inside.
-   Every candidate is prepared the MNIST way (crop, 20x20 box, centre of mass;
-   ``app.ml.preprocess``) and the network reads all of them in one batch.  Dynamic
-   programming picks the grouping with the best total score: each digit's
-   log-probability, plus a bonus per digit, less a width prior, a cost per cut through ink
-   and a penalty for a piece the classifier says is not a digit (see ``Weights``).
+   ``MAX_ATOMS`` consecutive atoms (or a whole unit), not too wide and without a wide
+   blank gap inside.  Every candidate is prepared the MNIST way (crop, 20x20 box, centre
+   of mass; ``app.ml.preprocess``) and the network reads all of them in one batch.
+   Dynamic programming picks the grouping with the best total score: each digit's
+   log-probability, less a penalty for a piece the classifier says is not a digit, and
+   small costs of shape and of cutting (see ``Weights``).
 
 The analysis runs on a copy of the ink ``WORK_HEIGHT`` pixels high; candidates are cut out
 of a finer copy, and the whole drawing from the ink itself, so a digit drawn alone is
