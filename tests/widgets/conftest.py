@@ -38,6 +38,14 @@ def model_path(tmp_path_factory, mnist_dir) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def model_arch(model_path) -> str:
+    """The architecture of the weights the app starts with ("wide" for the shipped default)."""
+    from app.ml import checkpoint
+
+    return checkpoint.load(model_path).arch
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _qt_application(qapp):
     from app.application import make_application
