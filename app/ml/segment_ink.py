@@ -24,6 +24,9 @@ from PIL import Image, ImageDraw
 
 log = logging.getLogger(__name__)
 
+#: Ink connected to a stroke group's ink within this share of the picture's height
+#: belongs to that group (``stroke_labels``).
+STROKE_REACH = 0.12
 #: Ink (0..1) above this is solid: it makes components and cut costs.
 SOLID = 0.25
 #: A cut path pays this per column it moves sideways (an ink pixel costs 1).
@@ -200,6 +203,9 @@ def stroke_labels(small: np.ndarray, strokes: Sequence[Stroke], groups: list[lis
         labels = np.where(near & any_ink & (labels == 0), gi, labels)
         core_owner = np.where(core & (core_owner == 0), gi, core_owner)
     labels = np.where((core_owner > 0) & any_ink, core_owner, labels)
+    # ink next to a group's ink that its lines miss (the canvas draws smooth curves through
+    # the samples, not straight lines) goes to that group
+    labels = absorb_faint(labels, any_ink, steps=max(2, round(STROKE_REACH * h)))
     rest = (small > SOLID) & (labels == 0)
     n = len(groups)
     if rest.any():

@@ -145,20 +145,23 @@ def test_eleven_and_ten_are_two_digits(predictor, text, parts, dx):
     assert predictor.read_number(255 - picture).text == text  # white on black
 
 
-def test_strokes_may_come_as_canvas_points(predictor):
+def test_strokes_of_the_app_canvas(predictor, qtbot):
+    """The canvas's own strokes (QPointF points, a width per point) and its snapshot."""
     from PySide6.QtCore import QPointF
 
-    class CanvasLike:  # the shape of app.widgets.canvas.Stroke: QPointF points, a width each
-        def __init__(self, stroke):
-            self.points = [QPointF(x, y) for x, y in stroke.points]
-            self.widths = [stroke.width] * len(stroke.points)
-            self.erase = False
+    from app.widgets.canvas import DrawingCanvas
+    from app.widgets.ink import Stroke as CanvasStroke
 
-    strokes = five()
-    converted = as_strokes([CanvasLike(s) for s in strokes])
-    assert converted == strokes
-    assert predictor.read_number(render(strokes), strokes=[CanvasLike(s) for s in strokes]).text == "5"
-    assert as_strokes([(s.points, s.width) for s in strokes]) == strokes
+    canvas = DrawingCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(560, 280)
+    for s in five() + four(dx=250):
+        canvas.add_stroke(CanvasStroke([QPointF(x, y) for x, y in s.points], [s.width] * len(s.points)))
+    picture = canvas.snapshot(max_side=560)  # in the strokes' own (logical) pixels
+    assert picture.shape[1] == canvas.width() == 560  # one pixel a logical pixel
+    assert as_strokes(canvas.strokes) == five() + four(dx=250)
+    assert predictor.read_number(picture, strokes=canvas.strokes).text == "54"
+    assert as_strokes([(s.points, s.width) for s in five()]) == five()
 
 
 def test_bad_strokes_are_a_clear_error(predictor):
