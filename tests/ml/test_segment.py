@@ -128,6 +128,27 @@ def test_two_stroke_digits_of_many_writers_stay_one_digit(predictor, name):
     assert texts.count(str(glyph.label)) >= 10, texts
 
 
+def test_numbers_written_by_unseen_writers_with_their_strokes(predictor):
+    """Four-digit numbers in the hands of twenty writers (app.ml.synth), the digits close
+    together (a tenth of a digit's height apart), read with the strokes."""
+    rng = np.random.default_rng(3)
+    right = 0
+    for writer in range(20):
+        style = synth.WriterStyle.sample(synth.DEV_WRITERS.start + 100 + writer)
+        digits = [int(d) for d in rng.integers(0, 10, 4)]
+        lines, x = [], 0.0
+        for d in digits:
+            drawn = synth.pen_strokes(style.pick(d, rng), style, rng)
+            lo, hi = np.concatenate(drawn).min(0), np.concatenate(drawn).max(0)
+            lines += [line - lo + np.array([x + 20, 20]) for line in drawn]
+            x += (hi[0] - lo[0]) + 0.1 * style.height_px
+        width = max(2.0, style.pen * style.height_px)
+        picture = np.asarray(synth.render(lines, width))
+        strokes = [Stroke(tuple(map(tuple, line.tolist())), width) for line in lines]
+        right += predictor.read_number(picture, strokes=strokes).text == "".join(map(str, digits))
+    assert right >= 17, right
+
+
 def test_fifty_four_in_strokes(predictor):
     strokes = five() + four(dx=210)
     picture = render(strokes, size=(520, 280))
