@@ -70,6 +70,29 @@ class ModelInfo:
         acc = self.test_accuracy
         return f"{self.arch}" + (f" · {acc:.2f} % test accuracy" if acc is not None else "")
 
+    @property
+    def calibration(self) -> dict | None:
+        """The weights file's calibration data (temperature, digit threshold, the
+        reliability on the MNIST test set...), or None for an uncalibrated file."""
+        c = self.metadata.get("calibration")
+        return c if isinstance(c, dict) else None
+
+
+@dataclass(frozen=True)
+class WeightsVersion:
+    """A model as the database is told about it: its weights and how they came about.
+
+    Registered as a model version when the model comes into use, and sent with each
+    drawing it predicts, so that a drawing saved while the database was away still gets
+    its version when it is sent (app.db VersionSpec)."""
+
+    sha256: str
+    path: Path
+    arch: str
+    metadata: dict
+    kind: str  # "shipped", "trained" or "fine-tuned"
+    parent_sha256: str | None = None  # the weights it was fine-tuned from
+
 
 @dataclass(frozen=True)
 class VersionRow:
@@ -119,6 +142,11 @@ class PredictionResult:
     seconds: float  # preprocessing + inference in the worker
     requested_at: float  # perf_counter() when requested (latency measurements)
     model_sha256: str = ""  # the weights that made it
+    #: Whether the drawing looks like a digit at all (False: a letter, a scribble, ...),
+    #: and the score behind it (app.ml Prediction.is_digit, digit_score).  An
+    #: uncalibrated weights file takes everything for a digit.
+    is_digit: bool = True
+    digit_score: float = float("nan")
     #: "Why this digit?": (28, 28) float32 in [-1, 1], gradient x input for ``digit``.
     heat: np.ndarray | None = None
     #: Where the 28x28 field lies on the drawing (x, y, w, h as fractions of its size),
@@ -134,6 +162,8 @@ class DatabaseState:
     online: bool
     pending: int = 0
     starting: bool = False
+    #: A problem that does not stop the database (offline drawings cannot be kept), or None.
+    warning: str | None = None
 
 
 @dataclass

@@ -24,7 +24,7 @@ from app.controllers import database
 from app.controllers.database import DatabaseController, DatabaseSession
 from app.ml.errors import ModelFileError
 from app.settings import Settings
-from app.viewmodels import MLInfo, ModelInfo, VersionRow
+from app.viewmodels import MLInfo, ModelInfo, VersionRow, WeightsVersion
 from app.workers import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -114,28 +114,29 @@ def load_version(version: VersionRow):
 
 
 # ---- jobs of the database worker -------------------------------------------------------------------
-def register_versions(session: DatabaseSession, specs: list[dict]):
+def register_versions(session: DatabaseSession, versions: list[WeightsVersion]):
     """Register model versions, oldest first (a parent before its child).  Returns the
-    ids got (sha256 -> id), the specs given up on, and the database status."""
+    ids got (sha256 -> id), the versions given up on (their sha256), and the database
+    status."""
     from app import learn
 
     repo = session.repo
     registered: dict[str, int] = {}
     dropped: list[str] = []
-    for s in specs:
+    for v in versions:
         try:
-            version_id = learn.register_version(repo, Path(s["path"]), s["sha256"], s["arch"], s["metadata"],
-                                                parent_sha=s["parent_sha"], kind=s["kind"])
+            version_id = learn.register_version(repo, Path(v.path), v.sha256, v.arch, v.metadata,
+                                                parent_sha=v.parent_sha256, kind=v.kind)
         except ValueError as exc:  # e.g. a name the database refuses: retrying will not help
-            log.warning("model version %s not registered: %s", s["sha256"][:12], exc)
-            dropped.append(s["sha256"])
+            log.warning("model version %s not registered: %s", v.sha256[:12], exc)
+            dropped.append(v.sha256)
             continue
         if version_id is not None:
-            session.version_ids[s["sha256"]] = version_id
-            registered[s["sha256"]] = version_id
+            session.version_ids[v.sha256] = version_id
+            registered[v.sha256] = version_id
         elif repo.status().online:  # refused by a database that works: retrying will not help
-            log.warning("model version %s not registered; giving up", s["sha256"][:12])
-            dropped.append(s["sha256"])
+            log.warning("model version %s not registered; giving up", v.sha256[:12])
+            dropped.append(v.sha256)
     return registered, dropped, repo.status()
 
 
@@ -189,9 +190,11 @@ class ModelController(QObject):
         self.model_info: ModelInfo | None = None
         self.ml_info: MLInfo | None = None
         self.model_path = initial_model_path(settings, qsettings)
-        # sha256 -> id of the registered versions, and the registrations still to do.
+        # sha256 -> id of the registered versions; every model that came into use, as the
+        # database is told about it; the registrations still to do.
         self._version_ids: dict[str, int] = {}
-        self._unregistered: dict[str, dict] = {}
+        self._versions: dict[str, WeightsVersion] = {}
+        self._unregistered: dict[str, WeightsVersion] = {}
         self._registering = 0
         database.statusReceived.connect(self._database_status)
 
@@ -270,17 +273,30 @@ class ModelController(QObject):
             return None
         return self._version_ids.get(self.model_info.sha256)
 
+    def version_of(self, sha256: str) -> WeightsVersion | None:
+        """How the weights with this sha256 came about, for a model that has been in use
+        (None for others): what a drawing it predicted is logged with."""
+        return self._versions.get(sha256)
+
     def _register(self, info: ModelInfo, kind: str | None, parent_sha: str | None,
                   then: Callable[[], None] | None) -> None:
         """Queue the registration of the model now in use, before anything it predicts can
         be logged.  Registering known weights again is harmless (the id stays)."""
-        if not self.database.enabled or not info.sha256:
+        if not info.sha256:
             if then is not None:
                 then()
             return
-        self._unregistered[info.sha256] = dict(
-            path=str(info.path), sha256=info.sha256, arch=info.arch, metadata=dict(info.metadata),
-            kind=kind or info.kind, parent_sha=parent_sha or info.metadata.get("parent_sha256"))
+        known = self._versions.get(info.sha256)
+        version = WeightsVersion(
+            sha256=info.sha256, path=info.path, arch=info.arch, metadata=dict(info.metadata),
+            kind=kind or (known.kind if known else info.kind),
+            parent_sha256=parent_sha or (known.parent_sha256 if known else info.metadata.get("parent_sha256")))
+        self._versions[info.sha256] = version
+        if not self.database.enabled:
+            if then is not None:
+                then()
+            return
+        self._unregistered[info.sha256] = version
         self._submit_registrations(then)
 
     def _submit_registrations(self, then: Callable[[], None] | None = None) -> None:
