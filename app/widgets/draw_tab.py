@@ -111,13 +111,20 @@ class DrawTab(QWidget):
 
     def _show_prediction(self, r: PredictionResult) -> None:
         heat = r.heat if self._explain else None
-        self.panel.show_prediction(r.digit, r.confidence, r.probabilities, r.image, r.runner_up, heat)
+        self._show_result(r, heat)
         if heat is not None and r.heat_rect is not None:
             self.canvas.set_overlay(heat_overlay(heat), r.heat_rect)
         else:
             self.canvas.set_overlay(None)
         self.predictionShown.emit(r, time.perf_counter())
         self.changed.emit()
+
+    def _show_result(self, r: PredictionResult, heat) -> None:
+        """A digit, or "this doesn't look like a digit" with the best guess."""
+        if r.is_digit:
+            self.panel.show_prediction(r.digit, r.confidence, r.probabilities, r.image, r.runner_up, heat)
+        else:
+            self.panel.show_not_a_digit(r.digit, r.probabilities, r.image, heat)
 
     def set_explain(self, on: bool) -> None:
         """Why this digit? on or off."""
@@ -127,7 +134,7 @@ class DrawTab(QWidget):
             self.canvas.set_overlay(None)
             r = self.prediction.current_prediction
             if r is not None and self.prediction.has_prediction:
-                self.panel.show_prediction(r.digit, r.confidence, r.probabilities, r.image, r.runner_up)
+                self._show_result(r, None)
                 self.changed.emit()
         self.message.emit("Why this digit? on: warm pixels pushed the network towards its answer, blue ones "
                           "against it." if on else "Why this digit? off.", theme.NOTE_MS)

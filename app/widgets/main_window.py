@@ -110,7 +110,7 @@ class MainWindow(QMainWindow):
         return a
 
     def _build_actions(self) -> None:
-        K, d, m = QKeySequence.StandardKey, self.draw, self.controller.models
+        K, d = QKeySequence.StandardKey, self.draw
         on_draw = self._on_draw
         self.act_open = self._action("&Open image…", self._open_image, K.Open, "open",
                                      "Predict the digit in an image file")
@@ -136,9 +136,8 @@ class MainWindow(QMainWindow):
                                       "Train a new model on MNIST")
         self.act_load = self._action("&Load weights…", self._load_weights, "Ctrl+L", "model",
                                      "Use another weights file (.pth)")
-        self.act_about_model = self._action("&About this model", lambda: self._box(
-            "About this model", help.model_html(m.model_info, m.model_version_id), QMessageBox.Icon.Information),
-            "Ctrl+I", "info", "Architecture, accuracy and date of the model in use")
+        self.act_about_model = self._action("&About this model", self.dialogs.show_about_model, "Ctrl+I", "info",
+                                            "Architecture, accuracy, date and calibration of the model in use")
         self.act_improve = self._action("&Improve with my corrections…", self.dialogs.show_improve, "Ctrl+Shift+I",
                                         "improve", "Fine-tune the model on the drawings you labelled; "
                                         "it is kept only if it gets better")

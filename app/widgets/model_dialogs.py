@@ -1,5 +1,5 @@
-"""The Model menu's windows: Train…, Improve with my corrections…, Versions… and the
-comparison of two versions; and the status bar's progress bar that shows a training or
+"""The Model menu's windows: Train…, Improve with my corrections…, Versions…, the
+comparison of two versions and About this model; and the status bar's progress bar that shows a training or
 improving run while its window is hidden.
 
 Each window is built on first use (``get``) and kept; ``show`` brings it to the front.
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QDialog, QProgressBar, QWidget
 from app.controllers import Controller
 from app.viewmodels import ImproveResult, TrainingOutcome, VersionRow
 from app.widgets import theme
+from app.widgets.about_model import AboutModelDialog
 from app.widgets.cards import JobProgress
 from app.widgets.compare import CompareDialog
 from app.widgets.improve import ImproveDialog
@@ -46,7 +47,8 @@ class ModelDialogs(QObject):
         self._dialogs: dict[type, QDialog] = {}
         self._makers: dict[type, Callable[[], QDialog]] = {
             TrainingDialog: self._make_training, ImproveDialog: self._make_improve,
-            VersionsDialog: self._make_versions, CompareDialog: self._make_compare}
+            VersionsDialog: self._make_versions, CompareDialog: self._make_compare,
+            AboutModelDialog: lambda: AboutModelDialog(self._window)}
         self._compare_wanted: tuple | None = None  # the pair to compare once the versions are read
         #: In the status bar: the run's progress while its window is hidden.
         self.progress_bar = QProgressBar()
@@ -118,6 +120,7 @@ class ModelDialogs(QObject):
         m.versionsFailed.connect(lambda text: self.get(VersionsDialog).show_error(text))
         m.versionSwitchFailed.connect(self._version_switch_failed)
         m.modelVersion.connect(self._model_version)
+        m.modelReady.connect(lambda _info: self._refresh_about())
         m.comparisonReady.connect(lambda result: self.get(CompareDialog).show_comparison(result))
         m.comparisonFailed.connect(lambda text: self.get(CompareDialog).show_error(text))
 
@@ -206,6 +209,17 @@ class ModelDialogs(QObject):
         self.get(ImproveDialog).improve_cancelled()
         self.message.emit("Improving cancelled; the model is unchanged.", theme.NOTE_MS)
 
+    # ---- Model → About this model ------------------------------------------------------------------
+    def show_about_model(self) -> AboutModelDialog:
+        dialog = self.get(AboutModelDialog)
+        dialog.show_model(self.models.model_info, self.models.model_version_id)
+        return self.show(AboutModelDialog)
+
+    def _refresh_about(self) -> None:
+        dialog = self.built(AboutModelDialog)
+        if dialog is not None and dialog.isVisible():
+            dialog.show_model(self.models.model_info, self.models.model_version_id)
+
     # ---- Model → Versions…, and comparing two ------------------------------------------------------------
     def show_versions(self) -> None:
         self.get(VersionsDialog).show_error("Reading the versions…")
@@ -228,6 +242,7 @@ class ModelDialogs(QObject):
             versions.show_error(text.split("\n\n")[0])
 
     def _model_version(self, version_id) -> None:
+        self._refresh_about()
         versions = self.built(VersionsDialog)
         if versions is not None and versions.isVisible():
             self.models.refresh_versions()

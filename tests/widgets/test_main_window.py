@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
+from app.widgets.about_model import AboutModelDialog
 from app.widgets.help import keys_of
 from tests.widgets.conftest import save_artifact
 from tests.widgets.helpers import draw_and_wait
@@ -194,8 +195,11 @@ def test_export_csv_and_about_this_model(qtbot, window, db_url, tmp_path):
     lines = out.read_text().splitlines()
     assert lines[0].startswith("uuid,created_at,predicted_digit") and len(lines) == 2
     window.act_about_model.trigger()
-    text = window.last_message.text()
-    assert "mnist_cnn" in text and "Test accuracy" in text and "%" in text
+    about = window.dialogs.get(AboutModelDialog)
+    text = about.text.text()
+    assert about.isVisible() and "mnist_cnn" in text and "Test accuracy" in text and "%" in text
+    assert not about.calibrated and "Not calibrated" in about.calibration_label.text()  # the shipped file
+    assert not about.diagram.isVisible()
     window.act_shortcuts.trigger()
     assert "Ctrl+Z" in window.last_message.text()
 
