@@ -177,6 +177,7 @@ class HistoryItem:
     source: str = "canvas"
     model_version: str | None = None
     model_version_id: int | None = None
+    is_digit: bool | None = None  # None: not judged
 
 
 @dataclass
@@ -192,6 +193,9 @@ class StatsSnapshot:
     recent: list[HistoryItem] = field(default_factory=list)
     versions: list[VersionRow] = field(default_factory=list)  # newest first
     version_id: int | None = None  # the version these numbers are of (None: all)
+    #: Of the drawings judged digit or not, how many were not a digit.
+    judged: int = 0
+    not_digit: int = 0
 
 
 # ---- learning ----------------------------------------------------------------------------------

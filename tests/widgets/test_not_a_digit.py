@@ -59,6 +59,14 @@ def test_a_scribble_is_not_a_digit_and_check_saves_the_guess(qtbot, calibrated_w
     assert panel.correct_button.text() == CORRECT_TEXT  # back for the next drawing
     assert fetch(db_url, "SELECT predicted_digit, true_label, is_digit FROM predictions ORDER BY id") == [
         (7, None, True), (guess, guess, False)]
+    # The statistics count how often a drawing was not a digit.
+    with qtbot.waitSignal(w.controller.statistics.statsReady, timeout=10000):
+        w.tabs.setCurrentIndex(1)
+    tab = w.stats_page.tab
+    assert tab.not_digit_value.text() == "50.0 %"
+    assert tab.not_digit_caption.text() == "1 of 2 drawings did not look like a digit"
+    assert tab.model.rows()[0].is_digit is False and tab.model.index(0, 1).data() == f"{guess}?"
+    save_artifact(w, "statistics_not_a_digit.png")
 
 
 def test_wrong_on_a_scribble_saves_the_digit_picked(qtbot, calibrated_window, db_url):
