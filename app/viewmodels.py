@@ -20,6 +20,26 @@ from app import paths
 log = logging.getLogger(__name__)
 
 
+# ---- messages ----------------------------------------------------------------------------------
+class Problem(str):
+    """A message for people: the text itself (whole: what happened and what to do), with
+    the technical details behind it (``details``: an internal error quoted in full, the
+    list of what was tried) that the widgets show behind "Details…", and the file it is
+    about (``path``), if any.  A str, so it goes wherever a message's text goes."""
+
+    details: str | None
+    path: Path | None
+
+    def __new__(cls, text: str, details: str | None = None, path: Path | None = None) -> "Problem":
+        obj = super().__new__(cls, text)
+        obj.details = details or None
+        obj.path = Path(path) if path is not None else None
+        return obj
+
+    def __reduce__(self):
+        return (Problem, (str(self), self.details, self.path))
+
+
 # ---- the model ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MLInfo:
@@ -207,6 +227,26 @@ class TrainingOutcome:
     test_accuracy: float
     seconds: float
     epochs: int
+
+
+@dataclass(frozen=True)
+class TrainingChoice:
+    """A training run finished: its model and the one in use, measured on the same test
+    images, for the user to choose between (neither is swapped in before).  The new
+    weights are saved in ``path`` either way."""
+
+    path: Path
+    new_accuracy: float  # percent
+    current_accuracy: float | None  # percent; None when the model in use could not be measured
+    current_summary: str  # the model in use, in words
+    test_images: int
+    seconds: float
+    epochs: int
+
+    @property
+    def new_is_better(self) -> bool:
+        """The default answer: the new model only when it is measurably better."""
+        return self.current_accuracy is None or self.new_accuracy > self.current_accuracy
 
 
 @dataclass

@@ -22,9 +22,10 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from app import paths
 from app.controllers import database
 from app.controllers.database import DatabaseController, DatabaseSession
+from app.controllers.problems import problem_from
 from app.ml.errors import ModelFileError
 from app.settings import Settings
-from app.viewmodels import MLInfo, ModelInfo, VersionRow, WeightsVersion
+from app.viewmodels import MLInfo, ModelInfo, Problem, VersionRow, WeightsVersion
 from app.workers import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -170,11 +171,11 @@ class ModelController(QObject):
     mlReady = Signal(object)  # MLInfo: torch is loaded, training can be offered
     modelLoading = Signal(str)
     modelReady = Signal(object)  # ModelInfo of the model now in use
-    modelFailed = Signal(str)
+    modelFailed = Signal(object)  # Problem (a str): why the weights did not load (.path: which file)
     modelVersion = Signal(object)  # the id of the model in use (None: not registered yet)
     versionsReady = Signal(object)  # list[VersionRow], newest first
     versionsFailed = Signal(str)
-    versionSwitchFailed = Signal(str)
+    versionSwitchFailed = Signal(object)  # Problem
     comparisonReady = Signal(object)  # PredictionRepository.compare_versions()
     comparisonFailed = Signal(str)
     notify = Signal(str)
@@ -258,12 +259,37 @@ class ModelController(QObject):
         self.modelReady.emit(info)
         self.modelVersion.emit(self.model_version_id)
 
-    def _not_loaded(self, exc: BaseException, path: Path) -> str:
-        text = str(exc) if isinstance(exc, (ModelFileError, VersionFileError)) else f"Could not load {path}: {exc}"
-        log.warning("model not loaded: %s", text)
+    def _not_loaded(self, exc: BaseException, path: Path) -> Problem:
+        """Why ``path`` did not load, whole (an internal error it quotes goes into the
+        details), and which model is in use now."""
+        text = None if isinstance(exc, (ModelFileError, VersionFileError)) else f"Could not load {path}: {exc}"
+        problem = problem_from(exc, text, path=path)
+        log.warning("model not loaded: %s%s", problem, f" ({problem.details})" if problem.details else "")
         if self.model_info is not None:
-            text += f"\n\nThe current model ({self.model_info.summary()}) stays in use."
-        return text
+            problem = Problem(f"{problem}\n\nThe current model ({self.model_info.summary()}) stays in use.",
+                              problem.details, problem.path)
+        return problem
+
+    # ---- the shipped model -----------------------------------------------------------------
+    @property
+    def shipped_model_path(self) -> Path:
+        """The weights the app comes with (its default)."""
+        return paths.bundled_model_path()
+
+    def can_use_shipped(self, instead_of: Path | None) -> bool:
+        """Whether "Use the shipped model" is a way back from ``instead_of`` (a file that
+        did not load): the shipped file exists and is another file."""
+        shipped = self.shipped_model_path
+        if not shipped.is_file():
+            return False
+        try:
+            return instead_of is None or Path(instead_of).resolve() != shipped.resolve()
+        except OSError:
+            return True
+
+    def use_shipped_model(self) -> None:
+        """Load the shipped weights (and remember them for the next start)."""
+        self.load_model(self.shipped_model_path)
 
     # ---- versions ---------------------------------------------------------------------------------
     @property

@@ -4,8 +4,10 @@ that run a long job share (their button row, their progress)."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy,
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton, QSizePolicy,
                                QVBoxLayout, QWidget)
+
+from app.widgets.messages import message_box
 
 
 def card(title: str | None = None) -> tuple[QFrame, QVBoxLayout]:
@@ -58,9 +60,12 @@ def job_buttons(start: str, start_tip: str, cancel: str, close_tip: str
 
 class JobProgress(QWidget):
     """A long job's progress bar and the lines that say what it does (Model → Train…,
-    Improve with my corrections…)."""
+    Improve with my corrections…).  While the job runs the lines keep a fixed height (new
+    text never re-lays the dialog and its plots out); a problem is shown whole, selectable,
+    with its details behind "Details…" (``show_problem``)."""
 
     STEPS = 1000
+    LINES = 3
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -75,10 +80,24 @@ class JobProgress(QWidget):
         self.status = QLabel("Ready.")
         self.status.setObjectName("hint")
         self.status.setWordWrap(True)
-        # A fixed height: new text never re-lays the dialog (and its plots) out.
-        self.status.setFixedHeight(3 * self.status.fontMetrics().lineSpacing() + 4)
         self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._fixed_height()
         lay.addWidget(self.status)
+        self.details_button = QPushButton("Details…")
+        self.details_button.setToolTip("The technical details of the problem")
+        self.details_button.hide()
+        self.details_button.clicked.connect(self._show_details)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.details_button)
+        row.addStretch(1)
+        lay.addLayout(row)
+        self._details: str | None = None
+
+    def _fixed_height(self) -> None:
+        self.status.setFixedHeight(self.LINES * self.status.fontMetrics().lineSpacing() + 4)
+        self.status.setProperty("problem", False)
 
     def show_text(self, text: str) -> None:
         self.status.setText(text)
@@ -89,8 +108,40 @@ class JobProgress(QWidget):
             self.status.setText(text)
 
     def reset(self, text: str) -> None:
-        """Back to the start (a new run, a cancel, a failure)."""
+        """Back to the start (a new run, a cancel)."""
+        self._clear_problem()
         self.show_fraction(0.0, text)
 
     def finish(self, text: str) -> None:
+        self._clear_problem()
         self.show_fraction(1.0, text)
+
+    def show_problem(self, text: str, details: str | None = None) -> None:
+        """The job failed: ``text`` whole (the lines grow to hold it), and ``details`` (or
+        the ``details`` of an app.viewmodels.Problem) behind "Details…"."""
+        if details is None:
+            details = getattr(text, "details", None)
+        self.bar.setValue(0)
+        self.status.setMinimumHeight(0)
+        self.status.setMaximumHeight(16777215)
+        self.status.setText(str(text))
+        self._details = details
+        self.details_button.setVisible(bool(details))
+        window = self.window()
+        if window is not None and window.layout() is not None:
+            window.layout().activate()
+            hint = window.layout().totalHeightForWidth(window.width()) if window.layout().hasHeightForWidth() \
+                else window.sizeHint().height()
+            if hint > window.height():
+                window.resize(window.width(), hint)
+
+    def _clear_problem(self) -> None:
+        if self._details is not None or self.details_button.isVisible():
+            self.details_button.hide()
+        self._details = None
+        self._fixed_height()
+
+    def _show_details(self) -> None:
+        if self._details:
+            box = message_box(self.window(), "Details", self._details, QMessageBox.Icon.Information)
+            box.show()

@@ -28,6 +28,17 @@ from app.widgets.prediction import PredictionPanel
 
 log = logging.getLogger(__name__)
 
+
+def panel_text(problem: str) -> str:
+    """A model problem as the prediction panel says it: the file by its name (a long path
+    does not wrap and would widen the panel; the message box names it in full), the
+    technical details left to the message box."""
+    path = getattr(problem, "path", None)
+    text = str(problem)
+    if path is not None:
+        text = text.replace(str(path), Path(path).name)
+    return text
+
 #: While a stroke is drawn, predict at most this often (ms).
 LIVE_INTERVAL_MS = 60
 
@@ -229,5 +240,5 @@ class DrawTab(QWidget):
     def _model_failed(self, text: str) -> None:
         if not self.models.model_ready:
             self.canvas.set_placeholder("Draw a digit here\n(no model: Model → Train… or Load weights…)")
-            self.panel.show_error("No model", text)
+            self.panel.show_error("No model", panel_text(text))
         self.changed.emit()

@@ -206,7 +206,7 @@ class ImproveDialog(QDialog):
 
     def improve_failed(self, text: str) -> None:
         self._set_running(False)
-        self.job.reset(text)
+        self.job.show_problem(text)
 
     def improve_cancelled(self, text: str = "Cancelled. The current model stays in use.") -> None:
         self._set_running(False)

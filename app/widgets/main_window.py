@@ -19,6 +19,7 @@ from app.controllers import Controller
 from app.widgets import help, theme
 from app.widgets.canvas import DEFAULT_BRUSH
 from app.widgets.draw_tab import DrawTab
+from app.widgets.messages import message_box
 from app.widgets.model_dialogs import ModelDialogs
 from app.widgets.stats_page import StatsPage
 from app.widgets.status_bar import StatusBar
@@ -81,6 +82,9 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(QIcon(str(paths.resources_dir() / "icons" / "app.svg")))
         self.setObjectName("mainWindow")
         self._closing = False
+        self._quit_confirmed = False
+        #: The "Quit while training runs?" question while it is open.
+        self.quit_question: QMessageBox | None = None
         self._first_paint_done = False
         self.draw = DrawTab(controller)
         self.canvas, self.panel = self.draw.canvas, self.draw.panel
@@ -231,7 +235,7 @@ class MainWindow(QMainWindow):
         self.stats_page.warning.connect(self._warn)
         self.stats_page.compareRequested.connect(self.dialogs.compare_in_use)
         c.models.mlReady.connect(lambda _info: self._update_actions())
-        c.models.modelFailed.connect(lambda text: self._warn("The model could not be loaded", text))
+        c.models.modelFailed.connect(self._model_failed)
         c.models.versionSwitchFailed.connect(lambda text: self._warn("Cannot switch the model version", text))
         c.notify.connect(lambda text: say(text, theme.NOTE_MS))
         c.problem.connect(self._warn)
@@ -333,7 +337,29 @@ class MainWindow(QMainWindow):
         self.say(f"{title}.", theme.RESULT_MS)
         if self._closing:
             return
-        self._open_box(QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self))
+        self._open_box(message_box(self, title, text))
+
+    def _model_failed(self, problem) -> None:
+        """The weights did not load: say why, whole, and offer the ways back: the shipped
+        model, another file."""
+        title = "The model could not be loaded"
+        log.warning("%s: %s", title, problem)
+        self.say(f"{title}.", theme.RESULT_MS)
+        if self._closing:
+            return
+        box = message_box(self, title, problem)
+        models = self.controller.models
+        if models.can_use_shipped(getattr(problem, "path", None)):
+            shipped = box.addButton("Use the shipped model", QMessageBox.ButtonRole.AcceptRole)
+            shipped.setToolTip(str(models.shipped_model_path))
+            shipped.clicked.connect(models.use_shipped_model)
+            box.setDefaultButton(shipped)
+        other = box.addButton("Load weights…", QMessageBox.ButtonRole.ActionRole)
+        other.clicked.connect(self._load_weights)
+        close = box.button(QMessageBox.StandardButton.Ok)
+        close.setText("Close")
+        box.setEscapeButton(close)
+        self._open_box(box)
 
     def _show_shortcuts(self) -> None:
         sections = [(menu.title(), menu.actions()) for menu in (a.menu() for a in self.menuBar().actions()) if menu]
@@ -343,7 +369,43 @@ class MainWindow(QMainWindow):
             sections, self._digit_actions, mouse="Right mouse button or the stylus's eraser: erase."))
 
     # ==== closing ===================================================================================
+    def quit_without_asking(self) -> None:
+        """Close now, whatever runs (a signal to stop, the application quitting)."""
+        self._quit_confirmed = True
+        self.close()
+
+    def _ask_before_quitting(self) -> bool:
+        """While training or improving runs, ask first (it would be lost).  True: the
+        question is open, the window stays."""
+        learning = self.controller.learning
+        if not learning.busy or self._quit_confirmed or self._closing:
+            return False
+        if self.quit_question is not None:
+            self.quit_question.raise_()
+            return True
+        what = "Improving the model" if learning.improve_running else "A training run"
+        box = message_box(self, "Quit while training runs?",
+                          f"{what} is still running. If you quit now, it is lost: nothing it has learnt is "
+                          f"kept, and the model in use stays as it is.\n\nQuit anyway, or keep the app open "
+                          f"until it has finished?", QMessageBox.Icon.Question,
+                          buttons=QMessageBox.StandardButton.NoButton)
+        quit_button = box.addButton("Quit and lose the training", QMessageBox.ButtonRole.DestructiveRole)
+        stay = box.addButton("Keep running", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(stay)
+        box.setEscapeButton(stay)
+        quit_button.clicked.connect(self.quit_without_asking)
+        box.destroyed.connect(self._quit_question_closed)
+        self.quit_question = box
+        self._open_box(box)
+        return True
+
+    def _quit_question_closed(self) -> None:
+        self.quit_question = None
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self._ask_before_quitting():
+            event.ignore()
+            return
         if not self._closing:
             self._closing = True
             self._save_state()

@@ -3,7 +3,9 @@
 The dialog only shows and asks: ``startRequested(dict)`` with the chosen settings (the
 keyword arguments of ``app.ml.train.TrainConfig``) and ``cancelRequested``; the
 controller runs the training and calls ``training_started`` / ``show_progress`` /
-``training_finished`` / ``training_failed`` / ``training_cancelled``.  Closing the dialog
+``training_choice`` (the run finished: which model to keep is asked) /
+``training_finished`` / ``training_declined`` / ``training_failed`` /
+``training_cancelled``.  Closing the dialog
 while training runs only hides it; the run goes on (the status bar shows it).
 
 The recipes are ``app.ml.train.PRESETS`` as the controller hands them over
@@ -75,8 +77,8 @@ class TrainingDialog(QDialog):
         lay.setSpacing(10)
 
         intro = QLabel("Train the network on the 60 000 MNIST training images. When it "
-                       "finishes, the new model replaces the current one at once; cancel "
-                       "and the current one stays.")
+                       "finishes, both models are measured on the same test images and you "
+                       "choose which to use; cancel and the current one stays.")
         intro.setWordWrap(True)
         intro.setObjectName("hint")
         lay.addWidget(intro)
@@ -280,9 +282,18 @@ class TrainingDialog(QDialog):
         self._set_running(False)
         self.job.finish(text)
 
-    def training_failed(self, text: str) -> None:
+    def training_choice(self, text: str) -> None:
+        """The run finished; the question of which model to use is open."""
         self._set_running(False)
-        self.job.show_text(text)
+        self.job.finish(text)
+
+    def training_declined(self, text: str) -> None:
+        self.job.finish(text)
+
+    def training_failed(self, text: str) -> None:
+        """``text`` whole (an app.viewmodels.Problem's details behind "Details…")."""
+        self._set_running(False)
+        self.job.show_problem(text)
 
     def training_cancelled(self, text: str = "Cancelled. The current model stays in use.") -> None:
         self._set_running(False)

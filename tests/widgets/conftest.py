@@ -119,7 +119,7 @@ def make_window(qtbot, qsettings):
 
     yield make
     for w in made:
-        w.close()
+        w.quit_without_asking()  # (a run a test left going would otherwise ask first)
 
 
 @pytest.fixture

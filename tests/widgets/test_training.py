@@ -1,10 +1,12 @@
-"""Model → Train…: a tiny run from the dialog finishes and swaps the model in; Cancel
-leaves the old one."""
+"""Model → Train…: a tiny run from the dialog finishes, asks whether to use the new model
+or keep the current one (measured on the same test images) and swaps it in when told;
+Cancel leaves the old one."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 
 from app.widgets.training import TrainingDialog
@@ -33,10 +35,23 @@ def test_tiny_training_run_swaps_the_model(qtbot, window, settings, qsettings, m
                                "augment": False, "train_limit": 3000}
     progress = []
     window.controller.learning.trainingProgress.connect(progress.append)
-    with qtbot.waitSignal(window.controller.learning.trainingFinished, timeout=180000) as done:
+    with qtbot.waitSignal(window.controller.learning.trainingChoice, timeout=180000) as asked:
         qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: dialog.running, timeout=5000)
         assert not dialog.start_button.isEnabled() and dialog.cancel_button.isEnabled()
+    # Nothing is swapped before the user answers; both models were measured alike.
+    choice = asked.args[0]
+    assert window.controller.models.model_info is old and not dialog.running
+    assert choice.test_images == 10000 and choice.current_accuracy > choice.new_accuracy  # 3000 images, 2 epochs
+    question = window.dialogs.training_question
+    qtbot.waitExposed(question)
+    assert question.text().startswith(f"Use the new model ({choice.new_accuracy:.2f} %) or keep the current "
+                                      f"one ({choice.current_accuracy:.2f} %)?")
+    assert question.defaultButton().text() == f"Keep the current one ({choice.current_accuracy:.2f} %)"
+    use = next(b for b in question.buttons() if b.text().startswith("Use the new model"))
+    assert "Choose which model to use" in dialog.status.text()
+    with qtbot.waitSignal(window.controller.learning.trainingFinished, timeout=60000) as done:
+        qtbot.mouseClick(use, Qt.MouseButton.LeftButton)
     outcome = done.args[0]
     new = window.controller.models.model_info
     assert new is outcome.info and new.sha256 != old.sha256
