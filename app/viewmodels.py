@@ -141,7 +141,7 @@ class VersionRow:
     def describe(self) -> str:
         """One line for a combo box: "#3 fine-tuned · 26 Nov 14:05 · from #2"."""
         text = f"{self.title} · {self.created_at.astimezone():%d %b %H:%M}"
-        if self.parent_id is not None:
+        if self.parent_id is not None and self.kind != "trained":  # (trained: from scratch)
             text += f" · from #{self.parent_id}"
         return text
 
