@@ -62,6 +62,38 @@ def _step_up(value: float) -> float:
     return 10.0 ** (exp + 1)
 
 
+#: The train curves' window: the last fifth of an epoch's batches.
+RECENT_SHARE = 0.2
+
+
+class RecentMeans:
+    """The loss and accuracy over the last batches, from the running means of an epoch
+    that training reports (``TrainProgress.loss``/``accuracy``, restarting each epoch):
+    the running mean times the batches seen is the sum so far, and two sums give the
+    mean of the batches between two reports.  The window spans epoch boundaries."""
+
+    def __init__(self, share: float = RECENT_SHARE):
+        self.share = share
+        self._last: tuple[int, int, float, float] | None = None  # epoch, batch, loss sum, accuracy sum
+        self._parts: list[tuple[int, float, float]] = []  # (batches, loss sum, accuracy sum), oldest first
+
+    def add(self, p) -> tuple[float, float]:
+        """The means over the window after report ``p``."""
+        seen, loss_sum, acc_sum = 0, 0.0, 0.0
+        if self._last is not None and self._last[0] == p.epoch and self._last[1] < p.batch:
+            _, seen, loss_sum, acc_sum = self._last
+        n = p.batch - seen
+        if n <= 0:  # (a repeated report)
+            n, seen, loss_sum, acc_sum = p.batch, 0, 0.0, 0.0
+        self._parts.append((n, p.loss * p.batch - loss_sum, p.accuracy * p.batch - acc_sum))
+        self._last = (p.epoch, p.batch, p.loss * p.batch, p.accuracy * p.batch)
+        window = max(1, round(self.share * p.batches))
+        while len(self._parts) > 1 and sum(part[0] for part in self._parts[1:]) >= window:
+            self._parts.pop(0)
+        total = sum(part[0] for part in self._parts)
+        return (sum(part[1] for part in self._parts) / total, sum(part[2] for part in self._parts) / total)
+
+
 class TrainingDialog(QDialog):
     startRequested = Signal(dict)
     cancelRequested = Signal()
@@ -217,6 +249,7 @@ class TrainingDialog(QDialog):
         return self._running
 
     def _reset_curves(self) -> None:
+        self._recent = RecentMeans()
         self._x, self._loss, self._acc = [], [], []
         self._ex, self._test_loss, self._test_acc = [], [], []
         for c in (self.loss_curve, self.test_loss_curve, self.acc_curve, self.test_acc_curve):
@@ -245,11 +278,15 @@ class TrainingDialog(QDialog):
         self.job.show_text(text)
 
     def show_progress(self, p) -> None:
-        """``p``: an app.ml.train.TrainProgress."""
+        """``p``: an app.ml.train.TrainProgress.  The train curves show the loss and the
+        accuracy over the last RECENT_SHARE of an epoch's batches, epoch boundaries or not
+        (the running means ``p`` carries restart at each epoch: plotted as they are, the
+        curves jump there)."""
         x = p.epoch - 1 + p.batch / p.batches
+        loss, acc = self._recent.add(p)
         self._x.append(x)
-        self._loss.append(p.loss)
-        self._acc.append(p.accuracy)
+        self._loss.append(loss)
+        self._acc.append(acc)
         self.loss_curve.setData(self._x, self._loss)
         self.acc_curve.setData(self._x, self._acc)
         if p.epoch_stats is not None:

@@ -107,3 +107,31 @@ def test_the_recipes_fill_every_field_from_the_command_lines_presets(qtbot):
     dialog.preset.setCurrentIndex(dialog.preset.findData("standard"))
     assert dialog.epochs.value() == train.TrainConfig().epochs == 15
     assert dialog.preset.currentText().startswith("Standard: 15 epochs, with augmentation")
+
+
+def test_the_train_curves_do_not_jump_at_an_epoch_boundary(qtbot):
+    """Training reports running means that restart each epoch; the curves show the last
+    batches' means, so a steadily learning network draws a steady curve across epochs."""
+    import numpy as np
+
+    from app.ml.train import TrainProgress
+
+    dialog = TrainingDialog({"mnist_cnn": "the network"}, {"quick": {"epochs": 2, "batch_size": 128,
+                                                                     "learning_rate": 0.01, "augment": False,
+                                                                     "arch": "mnist_cnn"}})
+    qtbot.addWidget(dialog)
+    dialog.training_started()
+    batches, every = 100, 10
+    acc = 50 + 0.2 * np.arange(2 * batches)  # per batch: the network gets steadily better
+    loss = 2.0 - 0.008 * np.arange(2 * batches)
+    for epoch in (1, 2):
+        first = (epoch - 1) * batches
+        for b in range(every, batches + 1, every):  # as app.ml.train reports: means over the epoch so far
+            dialog.show_progress(TrainProgress(epoch=epoch, epochs=2, batch=b, batches=batches,
+                                               loss=float(loss[first:first + b].mean()),
+                                               accuracy=float(acc[first:first + b].mean()), elapsed=1.0, eta=1.0))
+    for curve in (dialog.acc_curve, dialog.loss_curve):
+        steps = np.abs(np.diff(curve.getData()[1]))
+        assert len(steps) == 19 and steps.max() <= 1.5 * np.median(steps), steps
+    # The last point: the accuracy of the last fifth of the batches.
+    assert dialog.acc_curve.getData()[1][-1] == pytest.approx(acc[-20:].mean())
