@@ -59,6 +59,7 @@ class DrawTab(QWidget):
         self.models = controller.models
         self.correction_dialog: CorrectionDialog | None = None
         self._explain = False
+        self._opening: str | None = None  # the name of the image file being read
         row = QHBoxLayout(self)
         row.setContentsMargins(12, 12, 12, 12)
         row.setSpacing(12)
@@ -163,11 +164,14 @@ class DrawTab(QWidget):
         self.changed.emit()
 
     def open_image(self, path: str) -> None:
-        self.message.emit(f"Reading {Path(path).name}…", theme.ECHO_MS)
+        self._opening = Path(path).name
+        self.message.emit(f"Reading {self._opening}…", theme.ECHO_MS)
         self.controller.open_image(path)
 
     def _image_opened(self, rgba: np.ndarray, caption: str) -> None:
         self.canvas.show_image(rgba_image(rgba), caption)
+        # (replaces "Reading …"; a file that cannot be read gets its own message)
+        self.message.emit(f"Read {self._opening or caption}.", theme.NOTE_MS)
 
     # ---- feedback -------------------------------------------------------------------------------
     def clear(self) -> None:

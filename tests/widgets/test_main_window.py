@@ -154,6 +154,7 @@ def test_open_image_predicts_the_file(qtbot, window, db_url, tmp_path):
         window.open_image(str(path))
     assert got.args[0].source == "file" and got.args[0].digit == 4
     assert window.canvas.has_image() and window.panel.digit == 4
+    assert window.statusBar().currentMessage() == "Read four.png."  # not "Reading four.png…" any more
     with qtbot.waitSignal(window.controller.feedback.logged, timeout=10000):
         QTest.keyClick(window, Qt.Key.Key_Return)
     assert [(r[1], r[2], r[3]) for r in rows(db_url)] == [(4, 4, "file")]
