@@ -29,8 +29,8 @@ class NonFiniteLoss(ValueError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.ml.model import ARCHITECTURES, DEFAULT_ARCH
-    from app.ml.train import TrainConfig
+    from app.ml.model import ARCHITECTURES
+    from app.ml.train import DEFAULT_PRESET, PRESETS, TrainConfig
 
     d = TrainConfig()
     p = argparse.ArgumentParser(description="Train and test the MNIST digit classifier.")
@@ -51,11 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder with the four MNIST .gz files (default: MNIST_DIR or the user data folder; "
                         "downloaded there if missing)")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default: {d.seed})")
-    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default=DEFAULT_ARCH,
-                   help=f"network to train (default: {DEFAULT_ARCH}, the product's CNN)")
-    p.add_argument("--preset", choices=["standard", "quick"], default=None,
-                   help="start from a named recipe (quick: 2 epochs, no augmentation, ~99%%); "
-                        "flags given explicitly still win")
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default=None,
+                   help="network to train (default: the recipe's; mnist_cnn is the product's CNN)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
+                   help=f"the recipe to start from (default: {DEFAULT_PRESET}, the shipped product network; "
+                        "robust: the app's default network that also says 'not a digit'; quick: 2 epochs, "
+                        "~99%%); flags given explicitly still win")
+    p.add_argument("--synthetic", type=int, default=None, metavar="N",
+                   help="synthetic digits mixed into training (default: the recipe's; 0: MNIST only)")
+    p.add_argument("--outliers", type=int, default=None, metavar="N",
+                   help="non-digit drawings for outlier exposure (default: the recipe's)")
+    p.add_argument("--validation", type=int, default=None, metavar="N",
+                   help="MNIST training images held out to calibrate (default: the recipe's)")
+    p.add_argument("--calibration", type=int, default=None, metavar="N",
+                   help="synthetic digits by other writers to calibrate on (default: the recipe's)")
     p.add_argument("--train-limit", type=int, default=None, metavar="N",
                    help="train on the first N training images only (quick trials)")
     p.add_argument("--test-limit", type=int, default=None, metavar="N",
@@ -84,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         mnist = data.load_or_fetch(settings, args.data_dir, allow_download=not args.no_download,
                                    progress=None if args.quiet else data.tqdm_progress())
         if args.mode in ("train", "both"):
-            train_and_save(args, mnist, model_path, figures_dir)
+            train_and_save(args, mnist, model_path, figures_dir, settings.data_home / "synthetic")
         if args.mode in ("test", "both"):
             test_model(args, mnist, model_path, figures_dir)
     except (data.MNISTError, ModelFileError, ValueError) as exc:
@@ -96,14 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def train_and_save(args, mnist, model_path: Path, figures_dir: Path) -> None:
+def train_and_save(args, mnist, model_path: Path, figures_dir: Path, cache_dir: Path | None = None) -> None:
+    """Train with the chosen recipe; the synthetic images are cached in ``cache_dir``."""
     from app.ml import plots
     from app.ml.train import save_result, train
 
     config = config_from_args(args)
     bar = None if args.quiet else _TqdmReporter()
     start = time.perf_counter()
-    result = train(config, mnist, progress=bar)
+    status = None if args.quiet else (lambda text: print(text, flush=True))
+    result = train(config, mnist, progress=bar, cache_dir=cache_dir, status=status)
     if bar:
         bar.close()
     for h in result.history:
@@ -114,6 +125,10 @@ def train_and_save(args, mnist, model_path: Path, figures_dir: Path) -> None:
     history_png = plots.save_history(result.history, figures_dir / f"{model_path.stem}_history.png")
     print(f"Trained {config.arch} in {time.perf_counter() - start:.1f} s on {result.device}: "
           f"test accuracy {result.test_accuracy:.2f}%")
+    if result.calibration:
+        c = result.calibration
+        print(f"Calibrated: temperature {c['temperature']:.3f}, calibration error on the test set "
+              f"{100 * c['test_ece']:.2f}%, {100 * c['test_digit_accept']:.2f}% of the test digits accepted as digits")
     print(f"Saved model to {model_path} (sha256 {sha[:12]}), history figure to {history_png}")
 
 
@@ -131,15 +146,18 @@ def config_from_args(args):
     from app.ml.train import PRESETS, TrainConfig
 
     parser_defaults = TrainConfig()
-    chosen = dict(PRESETS[args.preset]) if args.preset else {}
+    chosen = dict(PRESETS[args.preset])
     # Flags the user typed win over the preset; untouched flags keep the preset's value.
     for flag, field in (("epochs", "epochs"), ("batch_size", "batch_size"), ("learning_rate", "learning_rate")):
         value = getattr(args, flag)
         if value != getattr(parser_defaults, field) or field not in chosen:
             chosen[field] = value
+    for field in ("synthetic", "outliers", "validation", "calibration", "arch"):
+        if getattr(args, field) is not None:
+            chosen[field] = getattr(args, field)
     if args.no_augment:
         chosen["augment"] = False
-    return TrainConfig(seed=args.seed, arch=args.arch, use_cuda=not args.no_cuda,
+    return TrainConfig(seed=args.seed, use_cuda=not args.no_cuda,
                        train_limit=args.train_limit, test_limit=args.test_limit, **chosen)
 
 

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'set':16s} {'n':>6s} {'accuracy':>9s} {'accepted':>9s} {'ECE':>7s}")
     for s in sets:
         logits = logits_of(model, s.images)
-        probs = cal.softmax(logits, c.temperature)
+        probs = c.probabilities(logits)
         pred = probs.argmax(1)
         ok = pred == s.labels
         acc = float(ok.mean()) if len(s) else float("nan")
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         logits = logits_of(model, s.images)
         rejected = cal.digit_score(logits, c) < c.digit_threshold
         rejected_all.append(rejected)
-        conf = cal.softmax(logits, c.temperature).max(1)
+        conf = c.probabilities(logits).max(1)
         print(f"{s.name:16s} {len(s):6d} rejected {100 * rejected.mean():6.2f}%  "
               f"mean confidence {100 * conf.mean():5.1f}%")
         by_kind = collections.defaultdict(list)

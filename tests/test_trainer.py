@@ -124,3 +124,28 @@ def test_improve_in_a_child_checks_the_base_weights(tmp_path, mnist_dir):  # noq
                                      models_dir=tmp_path, mnist_dir=mnist_dir)
     with pytest.raises(ModelFileError, match="has changed since"):
         trainer.run_in_child(trainer.improve_model, request)
+
+
+def test_cancel_while_the_synthetic_images_are_drawn(small, tmp_path, caplog):
+    """The standard recipe first draws synthetic digits (minutes, the first time): Cancel
+    stops that too, and no half-made set is cached."""
+    said = []
+    asked = []
+
+    def report(kind, value):
+        said.append((kind, value))
+
+    def should_cancel():
+        drawing = any(kind == "status" and "Drawing synthetic digits:" in str(value) for kind, value in said)
+        if drawing:
+            asked.append(1)
+        return drawing
+
+    request = trainer.TrainRequest(config={"epochs": 1, "synthetic": 30000, "validation": 100}, out=tmp_path / "x.pth",
+                                   mnist=small, cache_dir=tmp_path / "cache")
+    with pytest.raises(TrainingCancelled):
+        trainer.run_in_child(trainer.train_model, request, report=report, should_cancel=should_cancel)
+    assert asked and not (tmp_path / "x.pth").exists()
+    assert not list((tmp_path / "cache").glob("*.npz"))
+    # It stopped by itself, between two chunks: no kill was needed.
+    assert not [r for r in caplog.records if "did not stop" in r.getMessage()]

@@ -77,9 +77,13 @@ def import_ml() -> MLInfo:
     presets = {}
     for name in train.PRESETS:
         cfg = train.preset(name)
-        presets[name] = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate,
-                         "augment": cfg.augment, "arch": cfg.arch}
+        presets[name] = {k: getattr(cfg, k) for k in PRESET_FIELDS}
     return MLInfo(architectures=dict(model.ARCH_DESCRIPTIONS), presets=presets)
+
+
+#: What a recipe sets, as the training dialog receives it (the dialog shows the first five).
+PRESET_FIELDS = ("epochs", "batch_size", "learning_rate", "augment", "arch", "synthetic", "synthetic_share",
+                 "outliers", "outlier_share", "outlier_weight", "validation", "calibration")
 
 
 def model_info(predictor) -> ModelInfo:

@@ -40,10 +40,35 @@ class Calibration:
     temperature: float = 1.0
     digit_threshold: float | None = None  # digit_score below this: not a digit
     score: str = "msp"
+    #: Knots (x, y) of a non-decreasing map from the tempered top probability to the share
+    #: of answers right (isotonic regression on held-out digits); () for none.
+    top_map: tuple[tuple[float, float], ...] = ()
 
     def to_dict(self) -> dict:
         return {"temperature": self.temperature, "digit_threshold": self.digit_threshold,
-                "score": self.score}
+                "score": self.score, "top_map": [list(k) for k in self.top_map]}
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities: tempered softmax, then the top probability mapped to
+        how often such answers are right, the nine others scaled to fill the rest (the
+        best guess stays the best guess)."""
+        p = softmax(logits, self.temperature)
+        if not self.top_map:
+            return p
+        kx = np.array([k[0] for k in self.top_map])
+        ky = np.array([k[1] for k in self.top_map])
+        rows = np.arange(len(p))
+        top = p.argmax(1)
+        c = p[rows, top]
+        q = p.copy()
+        q[rows, top] = 0.0
+        r = q.max(1)
+        mapped = np.maximum(np.interp(c, kx, ky), r / np.maximum(1.0 - c + r, 1e-12))
+        mapped = np.clip(mapped, 0.0, 1.0)
+        rest = np.where(c < 1.0, (1.0 - mapped) / np.maximum(1.0 - c, 1e-12), 0.0)
+        q *= rest[:, None]
+        q[rows, top] = mapped
+        return q / q.sum(1, keepdims=True)
 
     @classmethod
     def from_metadata(cls, metadata: dict | None) -> "Calibration":
@@ -61,7 +86,47 @@ class Calibration:
             raise ValueError(f"digit threshold {th!r} is not a finite number")
         if score not in SCORES:
             raise ValueError(f"unknown digit score {score!r}; expected one of {', '.join(SCORES)}")
-        return cls(float(t), None if th is None else float(th), score)
+        return cls(float(t), None if th is None else float(th), score, _check_map(c.get("top_map") or ()))
+
+
+def _check_map(knots) -> tuple[tuple[float, float], ...]:
+    if not isinstance(knots, (list, tuple)) or len(knots) > 1000:
+        raise ValueError("the confidence map is not a list of at most 1000 points")
+    out = []
+    for k in knots:
+        if not (isinstance(k, (list, tuple)) and len(k) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0 for v in k)):
+            raise ValueError(f"the confidence map has a point {k!r} that is not two numbers from 0 to 1")
+        out.append((float(k[0]), float(k[1])))
+    if any(b[0] < a[0] or b[1] < a[1] for a, b in zip(out, out[1:])):
+        raise ValueError("the confidence map is not increasing")
+    return tuple(out)
+
+
+def fit_top_map(probabilities: np.ndarray, labels: np.ndarray, max_knots: int = 60) -> tuple[tuple[float, float], ...]:
+    """Isotonic regression (pool adjacent violators) of "the answer is right" on the top
+    probability: knots of a non-decreasing map, from (0, ...) to (1, ...)."""
+    p = np.asarray(probabilities, np.float64)
+    conf = p.max(1)
+    right = (p.argmax(1) == np.asarray(labels)).astype(np.float64)
+    order = np.argsort(conf, kind="stable")
+    sums: list[list[float]] = []  # [sum right, count, sum conf] per block
+    for x, y in zip(conf[order], right[order]):
+        sums.append([y, 1.0, x])
+        while len(sums) > 1 and sums[-2][0] * sums[-1][1] >= sums[-1][0] * sums[-2][1]:
+            y2, n2, x2 = sums.pop()
+            sums[-1][0] += y2
+            sums[-1][1] += n2
+            sums[-1][2] += x2
+    kx = [b[2] / b[1] for b in sums]
+    ky = [b[0] / b[1] for b in sums]
+    if len(kx) > max_knots:  # keep the map small: merge neighbouring blocks, weights kept
+        idx = np.array_split(np.arange(len(kx)), max_knots)
+        w = np.array([b[1] for b in sums])
+        kx = [float(np.average(np.take(kx, i), weights=w[i])) for i in idx]
+        ky = [float(np.average(np.take(ky, i), weights=w[i])) for i in idx]
+    knots = [(0.0, ky[0])] + [(float(x), float(y)) for x, y in zip(kx, ky)] + [(1.0, ky[-1])]
+    return _check_map([(round(x, 6), round(y, 6)) for x, y in knots])
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

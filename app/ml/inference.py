@@ -117,7 +117,7 @@ class MNISTPredictor:
         with self._lock, torch.inference_mode():
             logits = self._loaded.model(batch).double().cpu().numpy()
         c = self._calibration
-        probs = calibration.softmax(logits, c.temperature)
+        probs = c.probabilities(logits)
         scores = calibration.digit_score(logits, c)
         results = []
         for p, row, score in zip(prepared, probs, scores):

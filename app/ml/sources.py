@@ -21,7 +21,6 @@ import logging
 import multiprocessing
 import os
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -31,6 +30,7 @@ import numpy as np
 from app import paths
 from app.ml import synth
 from app.ml.data import MNIST, MNISTSplit
+from app.ml.errors import TrainingCancelled
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +71,20 @@ class Bank:
         return len(self.labels)
 
 
-def _make_chunk(kind: str, n: int, seed: int, chunk: int, writers: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _make_chunk(kind: str, n: int, seed: int, chunk: int, writers: tuple[int, int],
+                stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
     w = range(*writers)
     if kind == "digits":
-        s = synth.digits(n, seed=seed * 100_003 + chunk, writers=w)
+        s = synth.digits(n, seed=seed * 100_003 + chunk, writers=w, stop=stop)
     else:
-        s = synth.nondigits(n, seed=seed * 100_003 + chunk, writers=w, fonts=training_fonts() + ["<default>"])
+        s = synth.nondigits(n, seed=seed * 100_003 + chunk, writers=w, fonts=training_fonts() + ["<default>"],
+                            stop=stop)
     return s.images, s.labels
 
 
 def bank(kind: str, n: int, seed: int, cache_dir: Path | None, writers: range = synth.TRAIN_WRITERS,
-         progress: ProgressFn | None = None, workers: int | None = None) -> Bank:
+         progress: ProgressFn | None = None, workers: int | None = None,
+         should_cancel: Callable[[], bool] | None = None) -> Bank:
     """``n`` synthetic images (``kind``: "digits" or "nondigits"), from the cache when there."""
     if kind not in ("digits", "nondigits"):
         raise ValueError(f"unknown synthetic set {kind!r}")
@@ -98,7 +101,7 @@ def bank(kind: str, n: int, seed: int, cache_dir: Path | None, writers: range = 
     if progress:
         progress(f"Drawing {n} synthetic {'digits' if kind == 'digits' else 'non-digits'} (once; cached)…")
     chunks = [(kind, min(CHUNK, n - i), seed, i // CHUNK, (writers.start, writers.stop)) for i in range(0, n, CHUNK)]
-    parts = _run_chunks(chunks, workers, progress, kind)
+    parts = _run_chunks(chunks, workers, progress, kind, should_cancel)
     b = Bank(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
     if path is not None:
         try:
@@ -108,20 +111,38 @@ def bank(kind: str, n: int, seed: int, cache_dir: Path | None, writers: range = 
     return b
 
 
-def _run_chunks(chunks: list[tuple], workers: int | None, progress: ProgressFn | None, kind: str) -> list:
+def _run_chunks(chunks: list[tuple], workers: int | None, progress: ProgressFn | None, kind: str,
+                should_cancel: Callable[[], bool] | None = None) -> list:
+    """Make the chunks, in worker processes when there are several cores.  ``progress``
+    hears after each chunk; ``should_cancel`` is asked several times a second, and a True
+    stops the workers at once (raises ``TrainingCancelled``)."""
     workers = workers if workers is not None else min(len(chunks), os.cpu_count() or 1)
     done: list = [None] * len(chunks)
+
+    def cancelled() -> bool:
+        return should_cancel is not None and should_cancel()
+
     if workers > 1 and len(chunks) > 1 and not multiprocessing.current_process().daemon:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [pool.submit(_make_chunk, *c) for c in chunks]
-            for i, f in enumerate(futures):
-                done[i] = f.result()
+        pool = multiprocessing.get_context("spawn").Pool(workers)
+        try:
+            pending = [pool.apply_async(_make_chunk, c) for c in chunks]
+            for i, r in enumerate(pending):
+                while not r.ready():
+                    if cancelled():
+                        raise TrainingCancelled("training cancelled")
+                    r.wait(0.2)
+                done[i] = r.get()
                 if progress:
                     progress(f"Drawing synthetic {kind}: {100 * (i + 1) // len(chunks)} %")
+        except BaseException:
+            pool.terminate()  # the workers stop now, mid-chunk
+            raise
+        finally:
+            pool.close()
+            pool.join()
         return done
     for i, c in enumerate(chunks):
-        done[i] = _make_chunk(*c)
+        done[i] = _make_chunk(*c, stop=should_cancel)  # (asked every few dozen drawings)
         if progress:
             progress(f"Drawing synthetic {kind}: {100 * (i + 1) // len(chunks)} %")
     return done
@@ -153,10 +174,10 @@ class TrainingData:
 
 def assemble(mnist: MNIST, synthetic: int, outliers: int, calibration: int, seed: int,
              cache_dir: Path | None, validation: int = VALIDATION_SIZE,
-             progress: ProgressFn | None = None) -> TrainingData:
+             progress: ProgressFn | None = None, should_cancel: Callable[[], bool] | None = None) -> TrainingData:
     train, val = split_validation(mnist.train, validation)
-    syn = bank("digits", synthetic, seed, cache_dir, progress=progress) if synthetic else None
-    out = bank("nondigits", outliers, seed, cache_dir, progress=progress) if outliers else None
-    cal = bank("digits", calibration, seed, cache_dir, writers=CALIBRATION_WRITERS,
-               progress=progress) if calibration else None
+    kw = dict(progress=progress, should_cancel=should_cancel)
+    syn = bank("digits", synthetic, seed, cache_dir, **kw) if synthetic else None
+    out = bank("nondigits", outliers, seed, cache_dir, **kw) if outliers else None
+    cal = bank("digits", calibration, seed, cache_dir, writers=CALIBRATION_WRITERS, **kw) if calibration else None
     return TrainingData(train, val, mnist.test, syn, out, cal)

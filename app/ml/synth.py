@@ -23,11 +23,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from app.ml import glyphs as G
+from app.ml.errors import TrainingCancelled
 from app.ml.preprocess import NothingDrawn, prepare
 
 #: Writer numbers used to make training data, and those kept for the development sets.
@@ -279,13 +281,15 @@ class SynthSet:
 
 
 def digits(n: int, seed: int, writers: range = TRAIN_WRITERS, digit: int | None = None,
-           glyph: str | None = None, mode: str | None = None) -> SynthSet:
-    """``n`` synthetic digits by writers drawn from ``writers`` (each writes a few)."""
+           glyph: str | None = None, mode: str | None = None, stop: Callable[[], bool] | None = None) -> SynthSet:
+    """``n`` synthetic digits by writers drawn from ``writers`` (each writes a few).
+    ``stop`` is asked every few dozen drawings; a True raises ``TrainingCancelled``."""
     rng = np.random.default_rng([seed, 1])
     images, labels, kinds, who = [], [], [], []
     style_cache: dict[int, WriterStyle] = {}
     by_name = {g.name: g for g in _DIGIT_GLYPHS}
     while len(images) < n:
+        _check(stop, len(images))
         writer = int(rng.integers(writers.start, writers.stop))
         style = style_cache.get(writer) or style_cache.setdefault(writer, WriterStyle.sample(writer))
         d = int(rng.integers(10)) if digit is None else digit
@@ -301,15 +305,21 @@ def digits(n: int, seed: int, writers: range = TRAIN_WRITERS, digit: int | None 
     return SynthSet(np.stack(images), np.array(labels, np.int64), kinds, np.array(who))
 
 
+def _check(stop: Callable[[], bool] | None, made: int) -> None:
+    if stop is not None and made % 25 == 0 and stop():
+        raise TrainingCancelled("training cancelled")
+
+
 #: What the non-digit sets are made of, and how often.
 NONDIGIT_MIX = {"letter": 0.34, "typed": 0.2, "shape": 0.14, "scribble": 0.14, "crossed_out": 0.08,
                 "two_digits": 0.1}
 
 
 def nondigits(n: int, seed: int, writers: range = TRAIN_WRITERS, fonts: list[Path] | None = None,
-              mix: dict[str, float] | None = None) -> SynthSet:
+              mix: dict[str, float] | None = None, stop: Callable[[], bool] | None = None) -> SynthSet:
     """``n`` drawings that are not a digit: hand-written letters, typed letters (from
-    ``fonts``), shapes, scribbles, crossed-out digits, two digits side by side."""
+    ``fonts``), shapes, scribbles, crossed-out digits, two digits side by side.  ``stop``
+    as for :func:`digits`."""
     rng = np.random.default_rng([seed, 2])
     mix = dict(mix or NONDIGIT_MIX)
     if not fonts:
@@ -321,6 +331,7 @@ def nondigits(n: int, seed: int, writers: range = TRAIN_WRITERS, fonts: list[Pat
     shapes = [g for g in G.nondigit_glyphs() if g.name.startswith("shape_")]
     images, kinds, who = [], [], []
     while len(images) < n:
+        _check(stop, len(images))
         kind = names[int(rng.choice(len(names), p=p))]
         writer = int(rng.integers(writers.start, writers.stop))
         style = WriterStyle.sample(writer)

@@ -29,7 +29,8 @@ TRAIN_IMAGES = 60000
 #: Width of the plots' value axes (px), room for "100" and "2.5".
 AXIS_WIDTH = 36
 #: A few words on a recipe beside its numbers (which come from the recipe itself).
-PRESET_NOTES = {"quick": "about 99 %", "standard": "the shipped recipe"}
+PRESET_NOTES = {"quick": "about 99 %", "standard": "the shipped product network",
+                "robust": "the app's default: reads more hands, says 'not a digit'; slow"}
 
 
 def preset_label(name: str, values: dict) -> str:
@@ -214,14 +215,16 @@ class TrainingDialog(QDialog):
         self.arch.setCurrentIndex(max(0, self.arch.findData(values["arch"])))
 
     def config(self) -> dict:
-        """The chosen settings as TrainConfig keyword arguments."""
-        cfg = {
+        """The chosen settings as TrainConfig keyword arguments: the recipe's, with the
+        values shown here as the user set them."""
+        cfg = dict(self._presets.get(self.preset.currentData()) or {})
+        cfg.update({
             "epochs": self.epochs.value(),
             "batch_size": self.batch_size.value(),
             "learning_rate": self.learning_rate.value(),
             "arch": self.arch.currentData(),
             "augment": self.augment.isChecked(),
-        }
+        })
         if self.train_images.value() < TRAIN_IMAGES:
             cfg["train_limit"] = self.train_images.value()
         return cfg

@@ -141,14 +141,15 @@ def test_one_learning_run_at_a_time(make_controller, settings):
     wait_until(lambda: got["cancelled"], 60, "the cancel")
 
 
-@pytest.mark.parametrize("name", ["standard", "quick"])
+@pytest.mark.parametrize("name", ["standard", "quick", "robust"])
 def test_the_recipes_offered_are_the_command_lines(make_controller, settings, name):
     from app.ml import train
 
     c = make_controller(settings, wait_db=False)
     wait_until(lambda: c.models.ml_info is not None, 60, "torch")
     recipe = train.preset(name)
-    assert c.models.ml_info.presets[name] == {"epochs": recipe.epochs, "batch_size": recipe.batch_size,
-                                              "learning_rate": recipe.learning_rate, "augment": recipe.augment,
-                                              "arch": recipe.arch}
+    from app.controllers.models import PRESET_FIELDS
+
+    assert c.models.ml_info.presets[name] == {k: getattr(recipe, k) for k in PRESET_FIELDS}
+    assert train.TrainConfig(**c.models.ml_info.presets[name]) == recipe
     assert set(c.models.ml_info.presets) == set(train.PRESETS)

@@ -62,3 +62,33 @@ def test_bad_calibration_metadata_is_refused(bad):
 def test_a_file_without_calibration_reads_as_uncalibrated():
     c = cal.Calibration.from_metadata({"epochs": 3})
     assert c.temperature == 1.0 and c.digit_threshold is None
+
+
+def test_the_top_map_fixes_what_one_temperature_cannot():
+    """Answers that are right more often than their confidence at the low end and less
+    often at the high end: no temperature fits both, the isotonic map does."""
+    rng = np.random.default_rng(3)
+    n = 20000
+    conf = rng.uniform(0.15, 1.0, n)
+    truth = np.where(conf < 0.6, 0.5 + conf / 2, conf - 0.05).clip(0, 1)  # how often such answers are right
+    right = rng.random(n) < truth
+    logits = np.zeros((n, 10))
+    logits[:, 0] = np.log(conf * 9 / (1 - conf + 1e-9) + 1e-9)  # softmax top = conf
+    labels = np.where(right, 0, 1)
+    c = cal.Calibration(1.0, None, "msp", cal.fit_top_map(cal.softmax(logits), labels))
+    p = c.probabilities(logits)
+    assert np.allclose(p.sum(1), 1.0) and (p.argmax(1) == 0).all()  # the best guess stays
+    before = cal.ece(cal.softmax(logits), labels)
+    after = cal.ece(p, labels)
+    assert before > 0.04 and after < 0.015
+    xs = [k[0] for k in c.top_map]
+    ys = [k[1] for k in c.top_map]
+    assert xs == sorted(xs) and ys == sorted(ys) and xs[0] == 0.0 and xs[-1] == 1.0
+    again = cal.Calibration.from_metadata({"calibration": c.to_dict()})
+    assert np.allclose(again.probabilities(logits), p)
+
+
+@pytest.mark.parametrize("bad", [[[0.5, 0.4], [0.4, 0.5]], [[0, 2]], "a map", [[0.1, 0.2, 0.3]]])
+def test_a_bad_top_map_is_refused(bad):
+    with pytest.raises(ValueError, match="confidence map"):
+        cal.Calibration.from_metadata({"calibration": {"temperature": 1.0, "top_map": bad}})

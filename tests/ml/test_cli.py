@@ -18,14 +18,23 @@ def run(*args, env_extra=None, cwd=REPO):
 def test_train_and_test_on_a_subset(tmp_path, mnist_dir):
     model = tmp_path / "m.pth"
     out = run("--mode", "both", "--epochs", "1", "--batch-size", "50", "--learning-rate", "0.005",
-              "--train-limit", "2000", "--test-limit", "500", "--model-path", str(model), "--data-dir",
-              str(mnist_dir), "--no-cuda", "--seed", "3", "--test-samples", "6", "-q")
+              "--train-limit", "2000", "--test-limit", "500", "--synthetic", "300", "--validation", "500",
+              "--calibration", "200", "--model-path", str(model), "--data-dir",
+              str(mnist_dir), "--no-cuda", "--seed", "3", "--test-samples", "6", "-q",
+              env_extra={"MNIST_DATA_HOME": str(tmp_path / "home")})
     assert out.returncode == 0, out.stderr
     assert "Test set: Average loss: " in out.stdout
     line = next(l for l in out.stdout.splitlines() if l.startswith("Test set"))
     correct = int(line.split("Accuracy: ")[1].split("/")[0])
     assert "/500 (" in line and correct > 350
     assert model.is_file()
+    # The standard recipe: synthetic digits in the mix (cached in the data folder), calibrated.
+    from app.ml import checkpoint
+
+    meta = checkpoint.load(model).metadata
+    assert meta["training_data"]["synthetic_digits"] == 300 and meta["training_data"]["validation"] == 500
+    assert 0.05 < meta["calibration"]["temperature"] < 20 and meta["calibration"]["top_map"]
+    assert list((tmp_path / "home" / "synthetic").glob("digits-*-300.npz"))
     assert (tmp_path / "m_history.png").stat().st_size > 10000
     assert (tmp_path / "m_test_samples.png").stat().st_size > 10000
 

@@ -108,3 +108,52 @@ def test_safe_from_several_threads(predictor, mnist):
 def test_missing_model_file(tmp_path):
     with pytest.raises(ModelFileError, match="not found"):
         MNISTPredictor(tmp_path / "missing.pth")
+
+
+def test_the_tuple_form_of_the_product_description(predictor):
+    digit, confidence, probabilities = predictor.predict(draw_digit(3))
+    assert digit == 3 and confidence == max(probabilities) and len(probabilities) == 10
+
+
+def _letter(ch: str, size: int = 280) -> Image.Image:
+    from PIL import ImageDraw, ImageFont
+
+    from app.ml.sources import training_fonts
+
+    img = Image.new("L", (size, size), 255)
+    font = ImageFont.truetype(str(training_fonts()[0]), int(size * 0.7))
+    ImageDraw.Draw(img).text((size * 0.2, size * 0.05), ch, fill=0, font=font)
+    return img
+
+
+def _scribble(seed: int, size: int = 280) -> Image.Image:
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(seed)
+    img = Image.new("L", (size, size), 255)
+    pts = [tuple(map(float, p)) for p in rng.uniform(30, size - 30, (14, 2))]
+    ImageDraw.Draw(img).line(pts, fill=0, width=16, joint="curve")
+    return img
+
+
+def test_drawn_digits_are_digits(predictor):
+    for d in (0, 1, 3, 4, 7):
+        r = predictor.predict(draw_digit(d))
+        assert r.digit == d and r.is_digit, (d, r.digit_score)
+
+
+def test_typed_letters_and_scribbles_are_not_digits(predictor):
+    letters = [predictor.predict(_letter(ch)) for ch in "AKMWXYkmwx#"]
+    assert sum(not r.is_digit for r in letters) >= len(letters) - 1, [r.digit_score for r in letters]
+    scribbles = [predictor.predict(_scribble(s)) for s in range(6)]
+    assert sum(not r.is_digit for r in scribbles) >= 5, [r.digit_score for r in scribbles]
+    # Still a best guess with probabilities, as for any image.
+    assert all(len(r.probabilities) == 10 and 0 <= r.digit <= 9 for r in letters + scribbles)
+
+
+def test_a_blank_ish_canvas_is_not_a_digit(predictor):
+    dot = Image.new("L", (280, 280), 255)
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(dot).ellipse((130, 130, 146, 146), fill=0)  # one touch of the pen
+    assert not predictor.predict(dot).is_digit

@@ -31,8 +31,8 @@ def test_tiny_training_run_swaps_the_model(qtbot, window, settings, qsettings, m
     dialog.learning_rate.setValue(0.01)
     dialog.arch.setCurrentIndex(dialog.arch.findData("mnist_cnn"))
     dialog.train_images.setValue(3000)
-    assert dialog.config() == {"epochs": 2, "batch_size": 100, "learning_rate": 0.01, "arch": "mnist_cnn",
-                               "augment": False, "train_limit": 3000}
+    assert dialog.config() == dict(window.controller.models.ml_info.presets["quick"], epochs=2, batch_size=100,
+                                   learning_rate=0.01, arch="mnist_cnn", augment=False, train_limit=3000)
     progress = []
     window.controller.learning.trainingProgress.connect(progress.append)
     with qtbot.waitSignal(window.controller.learning.trainingChoice, timeout=180000) as asked:
@@ -74,7 +74,8 @@ def test_tiny_training_run_swaps_the_model(qtbot, window, settings, qsettings, m
 def test_cancel_leaves_the_old_model(qtbot, window, settings, qsettings):
     old = window.controller.models.model_info
     dialog = open_dialog(qtbot, window)
-    dialog.preset.setCurrentIndex(dialog.preset.findData("standard"))  # long: 15 epochs
+    dialog.preset.setCurrentIndex(dialog.preset.findData("quick"))
+    dialog.epochs.setValue(15)  # long
     with qtbot.waitSignal(window.controller.learning.trainingProgress, timeout=120000):
         dialog.start_button.click()
     with qtbot.waitSignal(window.controller.learning.trainingCancelled, timeout=30000):
@@ -96,14 +97,16 @@ def test_the_recipes_fill_every_field_from_the_command_lines_presets(qtbot):
     info = import_ml()
     dialog = TrainingDialog(info.architectures, info.presets)
     qtbot.addWidget(dialog)
-    assert [dialog.preset.itemData(i) for i in range(dialog.preset.count())] == ["quick", "standard"]
+    assert [dialog.preset.itemData(i) for i in range(dialog.preset.count())] == ["quick", "standard", "robust"]
     assert dialog.preset.currentData() == "quick"
-    for name in ("standard", "quick"):
+    for name in ("standard", "quick", "robust"):
         dialog.preset.setCurrentIndex(dialog.preset.findData(name))
         recipe = train.preset(name)
-        assert dialog.config() == {"epochs": recipe.epochs, "batch_size": recipe.batch_size,
-                                   "learning_rate": recipe.learning_rate, "arch": recipe.arch,
-                                   "augment": recipe.augment}
+        got = train.TrainConfig(**dialog.config())
+        assert got == recipe, name  # every field, the synthetic data and calibration too
+    dialog.preset.setCurrentIndex(dialog.preset.findData("robust"))
+    dialog.epochs.setValue(3)  # a value changed by hand wins over the recipe's
+    assert dialog.config()["epochs"] == 3 and dialog.config()["outliers"] == train.preset("robust").outliers
     dialog.preset.setCurrentIndex(dialog.preset.findData("standard"))
     assert dialog.epochs.value() == train.TrainConfig().epochs == 15
     assert dialog.preset.currentText().startswith("Standard: 15 epochs, with augmentation")
