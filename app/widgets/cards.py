@@ -96,6 +96,7 @@ class JobProgress(QWidget):
         self._details: str | None = None
 
     def _fixed_height(self) -> None:
+        self.status.setMinimumHeight(0)
         self.status.setFixedHeight(self.LINES * self.status.fontMetrics().lineSpacing() + 4)
         self.status.setProperty("problem", False)
 
@@ -117,23 +118,28 @@ class JobProgress(QWidget):
         self.show_fraction(1.0, text)
 
     def show_problem(self, text: str, details: str | None = None) -> None:
-        """The job failed: ``text`` whole (the lines grow to hold it), and ``details`` (or
-        the ``details`` of an app.viewmodels.Problem) behind "Details…"."""
+        """The job failed: ``text`` whole (the lines grow to hold it; the window grows by
+        as much, its plots keep their size), and ``details`` (or the ``details`` of an
+        app.viewmodels.Problem) behind "Details…"."""
         if details is None:
             details = getattr(text, "details", None)
+        window = self.window()
+        window_height = window.height()  # (a new minimum below may already grow the window)
+        before = self.status.height()
+        had_button = self.details_button.isVisible()
         self.bar.setValue(0)
-        self.status.setMinimumHeight(0)
-        self.status.setMaximumHeight(16777215)
         self.status.setText(str(text))
+        width = self.status.width()
+        needed = self.status.heightForWidth(width) if width > 0 else self.status.sizeHint().height()
+        self.status.setMaximumHeight(16777215)
+        self.status.setMinimumHeight(max(needed, 0))
         self._details = details
         self.details_button.setVisible(bool(details))
-        window = self.window()
-        if window is not None and window.layout() is not None:
-            window.layout().activate()
-            hint = window.layout().totalHeightForWidth(window.width()) if window.layout().hasHeightForWidth() \
-                else window.sizeHint().height()
-            if hint > window.height():
-                window.resize(window.width(), hint)
+        extra = max(0, needed - before)
+        if self.details_button.isVisible() and not had_button:
+            extra += self.details_button.sizeHint().height() + max(0, self.layout().spacing())
+        if window is not self and window.isVisible() and extra > 0:
+            window.resize(window.width(), max(window.height(), window_height + extra))
 
     def _clear_problem(self) -> None:
         if self._details is not None or self.details_button.isVisible():

@@ -114,8 +114,13 @@ def test_a_failed_job_is_shown_whole_with_its_details(qtbot):
     qtbot.waitExposed(dialog)
     dialog.training_started()
     fixed = dialog.status.height()
+    plot_height, dialog_height = dialog.loss_plot.height(), dialog.height()
     dialog.training_failed(Problem(long, problem.details))
     qtbot.waitUntil(lambda: dialog.status.height() > fixed, timeout=5000)
+    # The window grows by what the text and the button need; the plots keep their size.
+    grown = dialog.status.height() - fixed + dialog.job.details_button.height() + 20
+    assert dialog_height < dialog.height() <= dialog_height + grown
+    assert abs(dialog.loss_plot.height() - plot_height) <= 4
     status = dialog.status
     assert status.text() == long and "PytorchStreamReader" not in status.text()
     assert status.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
