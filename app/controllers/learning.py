@@ -220,7 +220,7 @@ class LearningController(QObject):
         if isinstance(exc, TrainingCancelled):
             self.trainingCancelled.emit()
             return
-        log.error("training failed: %s", exc, exc_info=not isinstance(exc, trainer.TrainingCrashed))
+        log.error("training failed: %s", exc, exc_info=None if isinstance(exc, trainer.TrainingCrashed) else exc)
         problem = problem_from(exc)
         self.trainingFailed.emit(Problem(f"Training failed: {problem}\nThe current model stays in use.",
                                          problem.details))
@@ -322,7 +322,7 @@ class LearningController(QObject):
         if isinstance(exc, ValueError):
             self._improve_failed(f"{str(exc)[:1].upper()}{str(exc)[1:]}")
             return
-        log.error("improving failed: %s", exc, exc_info=not isinstance(exc, trainer.TrainingCrashed))
+        log.error("improving failed: %s", exc, exc_info=None if isinstance(exc, trainer.TrainingCrashed) else exc)
         self._improve_failed(f"Improving failed: {words(exc)}\nThe current model stays in use.")
 
     def _improve_failed(self, text: str) -> None:
