@@ -65,7 +65,8 @@ def problem_from(exc: BaseException, text: str | None = None, path: Path | None 
     download = _DOWNLOAD.match(own)
     if download:
         text = text.replace(own, f"{download['head']}. {download['rest']}")
-        details.append("Tried: " + "; ".join(part.strip() for part in download["tried"].split("; ")))
+        details.append("Tried, one after the other:\n" + "\n".join(
+            f"- {part.strip()}" for part in download["tried"].split("; ")))
     cause = exc.__cause__ or exc.__context__
     if cause is not None and not isinstance(cause, (KeyboardInterrupt, SystemExit)):
         shorter = _without_quote(own, cause)
