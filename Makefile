@@ -17,7 +17,7 @@ endif
 help:
 	@echo "make run      set up and start the desktop app (embedded PostgreSQL)"
 	@echo "make test     set up and run every test"
-	@echo "make train    train the shipped model (python run_model.py --mode both)"
+	@echo "make train    train both shipped models (the product network, then the app's default)"
 	@echo "make bench    run the benchmarks in bench/"
 	@echo "make mnist    find the MNIST files, or download them into the data folder"
 	@echo "make package  build dist/mnist-classifier with PyInstaller"
@@ -48,8 +48,9 @@ test: venv system-deps mnist
 lint-imports: venv
 	$(VENV)/bin/lint-imports
 
-train: venv
+train: venv mnist
 	$(PY) run_model.py --mode both
+	$(PY) run_model.py --mode both --preset robust --model-path saved_models/mnist_robust.pth
 
 bench: venv mnist
 	$(PY) bench/train_speed.py
@@ -57,6 +58,9 @@ bench: venv mnist
 	$(PY) bench/db_bench.py
 	$(PY) bench/gui_latency.py
 	$(PY) bench/finetune_gain.py
+	$(PY) bench/db_concurrency.py
+	$(PY) bench/canvas_strokes.py
+	QT_QPA_PLATFORM=offscreen $(PY) bench/robustness.py
 
 package: venv
 	$(VENV)/bin/pyinstaller --noconfirm --clean build.spec

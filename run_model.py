@@ -77,11 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def default_model_path(settings: Settings) -> Path:
+    """MNIST_MODEL_PATH (or MODEL_PATH) when set, else the product network's weights (the
+    app may default to the wider network; this command trains and tests the product's)."""
+    if settings.source_of("MNIST_MODEL_PATH") or settings.source_of("MODEL_PATH"):
+        return Path(settings.model_path)
+    return paths.product_model_path()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     settings = Settings.load()
-    model_path = args.model_path or settings.model_path
+    model_path = args.model_path or default_model_path(settings)
     figures_dir = args.figures_dir or model_path.parent
     from app.ml import data
     from app.ml.checkpoint import ModelFileError
@@ -178,6 +186,7 @@ def test_model(args, mnist, model_path: Path, figures_dir: Path) -> None:
             f"testing gave a loss of {loss:.4g} on {n} test images: the weights in {model_path} overflow "
             f"(their values are far too large), so the model is unusable. Train a new model "
             f"(`python run_model.py --mode train`) or use another weights file.")
+    print(f"Model: {model_path} ({loaded.arch})")
     print(f"\nTest set: Average loss: {loss:.4f}, Accuracy: {correct}/{n} ({100.0 * correct / n:.2f}%)\n")
     if args.test_samples > 0:
         k = min(args.test_samples, n)

@@ -26,8 +26,28 @@ def resource_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+#: The product's network (the fixed CNN): ``run_model.py``'s default.
+PRODUCT_MODEL = "mnist_classifier.pth"
+#: The wider network that reads unfamiliar handwriting better and says "not a digit"
+#: more often: the app's and ``MNISTPredictor()``'s default when it is shipped.
+ROBUST_MODEL = "mnist_robust.pth"
+
+
+def product_model_path() -> Path:
+    """The shipped weights of the product's network."""
+    return resource_root() / "saved_models" / PRODUCT_MODEL
+
+
+def shipped_model_paths() -> list[Path]:
+    """Every shipped weights file, the default first."""
+    return [resource_root() / "saved_models" / name for name in (ROBUST_MODEL, PRODUCT_MODEL)]
+
+
 def bundled_model_path() -> Path:
-    return resource_root() / "saved_models" / "mnist_classifier.pth"
+    """The weights the app and ``MNISTPredictor()`` load by default: the wider network
+    when it is shipped, else the product's network."""
+    robust, product = shipped_model_paths()
+    return robust if robust.is_file() else product
 
 
 def sql_dir() -> Path:

@@ -80,7 +80,7 @@ class ModelInfo:
         if kind in ("trained", "fine-tuned", "shipped"):
             return kind
         try:
-            if self.path.resolve() == paths.bundled_model_path().resolve():
+            if self.path.resolve() in [p.resolve() for p in paths.shipped_model_paths()]:
                 return "shipped"
         except OSError:
             pass

@@ -275,25 +275,24 @@ class ModelController(QObject):
         return problem
 
     # ---- the shipped model -----------------------------------------------------------------
-    @property
-    def shipped_model_path(self) -> Path:
-        """The weights the app comes with (its default)."""
-        return paths.bundled_model_path()
+    def shipped_model_for(self, instead_of: Path | None) -> Path | None:
+        """The way back from ``instead_of`` (a file that did not load): the first shipped
+        weights file (app.paths.shipped_model_paths, the default first) that exists and is
+        another file; None when there is none."""
+        for shipped in paths.shipped_model_paths():
+            if not shipped.is_file():
+                continue
+            try:
+                if instead_of is not None and Path(instead_of).resolve() == shipped.resolve():
+                    continue
+            except OSError:
+                pass
+            return shipped
+        return None
 
-    def can_use_shipped(self, instead_of: Path | None) -> bool:
-        """Whether "Use the shipped model" is a way back from ``instead_of`` (a file that
-        did not load): the shipped file exists and is another file."""
-        shipped = self.shipped_model_path
-        if not shipped.is_file():
-            return False
-        try:
-            return instead_of is None or Path(instead_of).resolve() != shipped.resolve()
-        except OSError:
-            return True
-
-    def use_shipped_model(self) -> None:
-        """Load the shipped weights (and remember them for the next start)."""
-        self.load_model(self.shipped_model_path)
+    def use_shipped_model(self, path: Path) -> None:
+        """Load shipped weights (and remember them for the next start)."""
+        self.load_model(path)
 
     # ---- versions ---------------------------------------------------------------------------------
     @property

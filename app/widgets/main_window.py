@@ -349,10 +349,11 @@ class MainWindow(QMainWindow):
             return
         box = message_box(self, title, problem)
         models = self.controller.models
-        if models.can_use_shipped(getattr(problem, "path", None)):
+        shipped_path = models.shipped_model_for(getattr(problem, "path", None))
+        if shipped_path is not None:
             shipped = box.addButton("Use the shipped model", QMessageBox.ButtonRole.AcceptRole)
-            shipped.setToolTip(str(models.shipped_model_path))
-            shipped.clicked.connect(models.use_shipped_model)
+            shipped.setToolTip(str(shipped_path))
+            shipped.clicked.connect(lambda: models.use_shipped_model(shipped_path))
             box.setDefaultButton(shipped)
         other = box.addButton("Load weights…", QMessageBox.ButtonRole.ActionRole)
         other.clicked.connect(self._load_weights)

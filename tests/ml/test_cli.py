@@ -112,3 +112,17 @@ def test_a_training_that_ends_in_a_non_finite_loss_is_an_error(tmp_path):
                               seconds=2.0)
         with pytest.raises(run_model.NonFiniteLoss, match=r"epoch 2 .* train loss (nan|inf).*m\.pth is unchanged.*--learning-rate"):
             run_model.check_training_losses([good, diverged], tmp_path / "m.pth")
+
+
+def test_the_command_line_tests_the_product_network_by_default(tmp_path, mnist_dir):
+    """The app defaults to the wider network; run_model.py to the product's, unless
+    MNIST_MODEL_PATH says otherwise."""
+    env = {"MNIST_DATA_HOME": str(tmp_path / "home"), "MNIST_MODEL_PATH": ""}
+    out = run("--mode", "test", "--test-limit", "300", "--data-dir", str(mnist_dir), "-q", env_extra=env)
+    assert out.returncode == 0, out.stderr
+    assert "mnist_classifier.pth" in out.stdout + out.stderr
+    wide = REPO / "saved_models" / "mnist_robust.pth"
+    out = run("--mode", "test", "--test-limit", "300", "--data-dir", str(mnist_dir), "-q",
+              env_extra={**env, "MNIST_MODEL_PATH": str(wide)})
+    assert out.returncode == 0, out.stderr
+    assert "mnist_robust.pth" in out.stdout + out.stderr

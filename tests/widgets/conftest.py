@@ -38,6 +38,14 @@ def model_path(tmp_path_factory, mnist_dir) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def model_arch(model_path) -> str:
+    """The architecture of the weights the app starts with ("wide" for the shipped default)."""
+    from app.ml import checkpoint
+
+    return checkpoint.load(model_path).arch
+
+
 #: The "is a digit" threshold written into the calibrated copy of the weights (see below).
 CALIBRATED_THRESHOLD = 0.9
 

@@ -41,7 +41,7 @@ def test_drawn_digit_is_recognised_and_bars_update(qtbot, window, digit):
         save_artifact(window, "main_window_drawn_7.png")
 
 
-def test_enter_logs_the_drawing_with_its_prediction_as_label(qtbot, window, db_url):
+def test_enter_logs_the_drawing_with_its_prediction_as_label(qtbot, window, db_url, model_arch):
     assert draw_and_wait(qtbot, window, 7) == 7
     with qtbot.waitSignal(window.controller.feedback.logged, timeout=10000):
         QTest.keyClick(window, Qt.Key.Key_Return)
@@ -49,7 +49,7 @@ def test_enter_logs_the_drawing_with_its_prediction_as_label(qtbot, window, db_u
     assert window.panel.state == "idle"
     [(uid, predicted, label, source, png_len, raw_len, version)] = rows(db_url)
     assert (predicted, label, source) == (7, 7, "canvas")
-    assert png_len > 0 and raw_len > 0 and version.startswith("mnist_cnn@")
+    assert png_len > 0 and raw_len > 0 and version.startswith(f"{model_arch}@")
 
 
 def test_statistics_tab(qtbot, window, db_url):
@@ -185,7 +185,7 @@ def test_window_state_and_brush_are_remembered(qtbot, make_window, settings, qse
     assert w2.tabs.currentIndex() == 1
 
 
-def test_export_csv_and_about_this_model(qtbot, window, db_url, tmp_path):
+def test_export_csv_and_about_this_model(qtbot, window, db_url, tmp_path, model_arch):
     draw_and_wait(qtbot, window, 1)
     with qtbot.waitSignal(window.controller.feedback.logged, timeout=10000):
         QTest.keyClick(window, Qt.Key.Key_Return)
@@ -198,9 +198,10 @@ def test_export_csv_and_about_this_model(qtbot, window, db_url, tmp_path):
     window.act_about_model.trigger()
     about = window.dialogs.get(AboutModelDialog)
     text = about.text.text()
-    assert about.isVisible() and "mnist_cnn" in text and "Test accuracy" in text and "%" in text
-    assert not about.calibrated and "Not calibrated" in about.calibration_label.text()  # the shipped file
-    assert not about.diagram.isVisible()
+    assert about.isVisible() and model_arch in text and "Test accuracy" in text and "%" in text
+    calibrated = "calibration" in window.controller.models.model_info.metadata  # (the shipped files are)
+    assert about.calibrated == calibrated and about.diagram.isVisible() == calibrated
+    assert ("Not calibrated" in about.calibration_label.text()) != calibrated
     window.act_shortcuts.trigger()
     assert "Ctrl+Z" in window.last_message.text()
 

@@ -77,12 +77,15 @@ def test_a_model_that_does_not_load_offers_the_shipped_one(qtbot, make_window, s
     qtbot.waitUntil(lambda: w.panel.state == "idle", timeout=5000)
 
 
-def test_the_shipped_model_is_not_offered_when_it_is_the_file_that_failed(qtbot, make_window, settings):
+def test_the_way_back_is_another_shipped_file_than_the_one_that_failed(qtbot, make_window, settings):
     w = make_window(settings, wait_db=False)
     models = w.controller.models
-    assert not models.can_use_shipped(paths.bundled_model_path())
-    assert models.can_use_shipped(paths.bundled_model_path().with_name("other.pth")) == \
-        paths.bundled_model_path().is_file()
+    shipped = [p for p in paths.shipped_model_paths() if p.is_file()]
+    assert models.shipped_model_for(None) == (shipped[0] if shipped else None)
+    assert models.shipped_model_for(paths.bundled_model_path().with_name("other.pth")) == \
+        (shipped[0] if shipped else None)
+    # The default failed: the other shipped file, if there is one; never the same file.
+    assert models.shipped_model_for(shipped[0] if shipped else None) == (shipped[1] if len(shipped) > 1 else None)
 
 
 def test_a_failed_job_is_shown_whole_with_its_details(qtbot):

@@ -81,8 +81,16 @@ def test_wrong_on_a_scribble_saves_the_digit_picked(qtbot, calibrated_window, db
     assert fetch(db_url, "SELECT predicted_digit, true_label, is_digit FROM predictions") == [(r.digit, other, False)]
 
 
-def test_an_uncalibrated_file_takes_every_drawing_for_a_digit(qtbot, window):
-    assert window.controller.models.model_info.calibration is None  # the shipped file
+def test_an_uncalibrated_file_takes_every_drawing_for_a_digit(qtbot, make_window, settings, model_path, tmp_path):
+    """A weights file without calibration data (an older one, or one saved elsewhere)."""
+    from app.ml import checkpoint
+
+    loaded = checkpoint.load(model_path)
+    plain = tmp_path / "uncalibrated.pth"
+    checkpoint.save(plain, loaded.model, loaded.arch, loaded.arch_kwargs,
+                    {k: v for k, v in loaded.metadata.items() if k != "calibration"})
+    window = make_window(settings.with_(model_path=plain))
+    assert window.controller.models.model_info.calibration is None
     r = draw_scribble(qtbot, window)
     assert r.is_digit and window.panel.state == "result"
 

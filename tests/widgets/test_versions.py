@@ -38,7 +38,7 @@ def give_feedback(qtbot, window, digit: int, key) -> None:
         QTest.keyClick(window, key)
 
 
-def test_a_logged_drawing_carries_its_model_version(qtbot, window, db_url, model_path):
+def test_a_logged_drawing_carries_its_model_version(qtbot, window, db_url, model_path, model_arch):
     c = window.controller
     qtbot.waitUntil(lambda: c.models.model_version_id is not None, timeout=10000)
     give_feedback(qtbot, window, 7, Qt.Key.Key_Return)
@@ -47,7 +47,7 @@ def test_a_logged_drawing_carries_its_model_version(qtbot, window, db_url, model
                 "FROM predictions p JOIN model_versions v ON v.id = p.model_version_id")
     assert version_id == c.models.model_version_id
     assert (kind, sha, path, parent) == ("shipped", c.models.model_info.sha256, str(model_path), None)
-    assert window.model_label.text().startswith(f"Model #{version_id}: mnist_cnn")
+    assert window.model_label.text().startswith(f"Model #{version_id}: {model_arch}")
 
 
 def test_versions_filter_compare_and_switch_back(qtbot, window, db_url, model_path, tmp_path):
