@@ -179,7 +179,7 @@ def model_failed(settings: Settings, folder: Path, out: Path) -> None:
 
 
 def training_choice(settings: Settings, folder: Path, out: Path) -> None:
-    """After a training run: "Use the new model (98.94 %) or keep the current one (99.40 %)?"."""
+    """After a training run: "Use the new model (98.94 %) or keep the current one (99.47 %)?"."""
     from app.viewmodels import TrainingChoice
     from app.widgets.training import TrainingDialog
 
@@ -189,9 +189,10 @@ def training_choice(settings: Settings, folder: Path, out: Path) -> None:
     dialogs = s.window.dialogs
     dialogs.show_training()
     info = s.controller.models.model_info
+    # A Quick run's figure beside the model in use (its own, as measured on the same images).
     choice = TrainingChoice(path=Path(settings.models_dir) / "mnist_cnn-20261203-141502.pth", new_accuracy=98.94,
-                            current_accuracy=99.40, current_summary=info.summary(), test_images=10000,
-                            seconds=95.0, epochs=2)
+                            current_accuracy=info.test_accuracy or 99.40, current_summary=info.summary(),
+                            test_images=10000, seconds=95.0, epochs=2)
     dialogs._training_choice(choice)  # what trainingChoice calls
     box = dialogs.training_question
     save_with_box(dialogs.get(TrainingDialog), box, out / "message_use_new_model.png")
