@@ -186,7 +186,9 @@ class PredictionRecord:
 
     model_version is a free text label; model_version_id the id that
     `register_model_version` returned for the weights that made the prediction (None when
-    it is not known, e.g. the database was offline when the model was loaded).
+    it is not known, e.g. the database was offline when the model was loaded).  is_digit:
+    whether the model judged the drawing to be a digit at all (False: a letter, a scribble);
+    None when not judged.
     """
 
     predicted_digit: int
@@ -200,6 +202,7 @@ class PredictionRecord:
     created_at: datetime = field(default_factory=_now)
     true_label: int | None = None
     model_version_id: int | None = None
+    is_digit: bool | None = None
 
     def validate(self) -> "PredictionRecord":
         """Raise ValueError naming the first bad field; return self when all is well.
@@ -238,6 +241,11 @@ class PredictionRecord:
             raise ValueError(f"model_version must be text of at most {MAX_MODEL_VERSION_LEN} "
                              f"characters or None")
         self.model_version_id = check_version_id(self.model_version_id)
+        if self.is_digit is not None:
+            v = self.is_digit
+            if not (isinstance(v, bool) or getattr(getattr(v, "dtype", None), "kind", None) == "b"):
+                raise ValueError(f"is_digit must be True, False or None, not {v!r}")
+            self.is_digit = bool(v)  # (numpy's bool_ too)
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {self.source!r}")
         if not isinstance(self.created_at, datetime) or self.created_at.tzinfo is None \
@@ -284,6 +292,7 @@ class PredictionRecord:
             "model_version": self.model_version,
             "model_version_id": self.model_version_id,
             "source": self.source,
+            "is_digit": self.is_digit,
         }
 
     @classmethod
@@ -300,6 +309,7 @@ class PredictionRecord:
             model_version=d.get("model_version"),
             model_version_id=d.get("model_version_id"),  # absent in older spool lines
             source=d["source"],
+            is_digit=d.get("is_digit"),  # absent in older spool lines: not judged
         )
 
 
@@ -316,6 +326,7 @@ class HistoryRow:
     model_version: str | None
     source: str
     model_version_id: int | None = None
+    is_digit: bool | None = None  # None: not judged (made before the app judged drawings)
 
 
 @dataclass(frozen=True)

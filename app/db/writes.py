@@ -26,10 +26,10 @@ log = logging.getLogger(__name__)
 INSERT = """
 INSERT INTO predictions (uuid, created_at, predicted_digit, confidence, probabilities,
                          true_label, labelled_at, image_png, raw_png, model_version,
-                         model_version_id, source)
+                         model_version_id, source, is_digit)
 VALUES (%(uuid)s, %(created_at)s, %(predicted_digit)s, %(confidence)s, %(probabilities)s::real[],
         %(true_label)s, %(labelled_at)s, %(image_png)s, %(raw_png)s, %(model_version)s,
-        %(model_version_id)s, %(source)s)
+        %(model_version_id)s, %(source)s, %(is_digit)s)
 ON CONFLICT (uuid) DO NOTHING
 """
 # Last writer wins by the client's clock, so replaying an old label never undoes a newer one.
