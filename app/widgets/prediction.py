@@ -192,7 +192,7 @@ class PredictionPanel(QWidget):
         self._digit = int(digit)
         self.digit_label.setText(str(digit))
         self.digit_label.setToolTip(DIGIT_TIP)
-        self.confidence_label.setText(f"{confidence * 100:.1f} % sure")
+        self.confidence_label.setText(f"{format_sure(confidence)} sure")
         if runner_up is None:
             order = np.argsort(np.asarray(probabilities))[::-1]
             runner_up = (int(order[1]), float(probabilities[order[1]]))
@@ -231,6 +231,13 @@ class PredictionPanel(QWidget):
     def set_feedback_enabled(self, enabled: bool) -> None:
         self.correct_button.setEnabled(enabled)
         self.wrong_button.setEnabled(enabled)
+
+
+def format_sure(p: float) -> str:
+    """A confidence for people: "87.3 %", and "> 99.9 %" rather than a "100.0 %" no
+    calibrated model can mean."""
+    percent = float(p) * 100
+    return "> 99.9 %" if percent >= 99.95 else f"{percent:.1f} %"
 
 
 def format_share(p: float) -> str:

@@ -229,3 +229,15 @@ def test_the_shortcut_help_is_made_from_the_actions(qtbot, make_window, settings
     assert "Ctrl+K" in text and "Look closer" in text
     assert "0 – 9" in text and "Save the drawing as that digit" in text
     assert keys_of(w.act_correct) in w.draw.hint.text()  # the canvas hint names the same keys
+
+
+def test_a_clear_digit_is_never_said_to_be_100_percent_sure(qtbot, window):
+    """Calibrated or not, no answer is certain: the panel says "> 99.9 %" where rounding
+    would say 100.0 %."""
+    draw_and_wait(qtbot, window, 7)
+    text = window.panel.confidence_label.text()
+    assert text.endswith(" sure") and "100.0" not in text
+    window.panel.show_prediction(7, 0.99996, [0.0] * 7 + [0.99996, 0.00004, 0.0], None)
+    assert window.panel.confidence_label.text() == "> 99.9 % sure"
+    window.panel.show_prediction(7, 0.873, [0.0] * 7 + [0.873, 0.127, 0.0], None)
+    assert window.panel.confidence_label.text() == "87.3 % sure"
