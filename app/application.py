@@ -115,11 +115,11 @@ def run(argv: list[str] | None = None, settings: Settings | None = None,
     window.firstPainted.connect(painted)
 
     def quit_now() -> None:
-        window.close()
+        window.quit_without_asking()  # (a signal: nobody is there to answer a question)
         app.quit()
 
     bridge = _SignalBridge(quit_now)
-    app.aboutToQuit.connect(window.close)
+    app.aboutToQuit.connect(window.quit_without_asking)
     window.show()
     if problem:
         window.show_problem("The Qt library does not work here", problem)

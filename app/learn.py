@@ -98,12 +98,33 @@ def improve(base: checkpoint.LoadedModel, data: UserDataset, mnist: MNIST, model
     return ImproveOutcome(report, path, sha, metadata)
 
 
+#: What of a weights file's metadata a model version records as its metrics.
+VERSION_METRICS = ("test_accuracy", "test_loss", "epochs", "finetune")
+
+
+def version_metrics(metadata: dict) -> dict:
+    """A model version's metrics: the ``VERSION_METRICS`` its weights file states."""
+    return {k: metadata[k] for k in VERSION_METRICS if k in metadata}
+
+
+def version_spec(sha256: str, path: Path, arch: str, metadata: dict, kind: str = "trained",
+                 parent_sha: str | None = None, name: str | None = None):
+    """The app.db VersionSpec of a weights file: what ``repo.log(record, version=...)``
+    registers when the database does not know the version yet (e.g. a drawing saved
+    while it was offline).  ValueError when a field cannot be recorded (see
+    VersionSpec.checked)."""
+    from app.db import VersionSpec
+
+    return VersionSpec(sha256=sha256, path=str(path), arch=arch, metrics=version_metrics(metadata),
+                       kind=kind, parent_sha256=parent_sha, name=name).checked()
+
+
 def register_version(repo, path: Path, sha256: str, arch: str, metadata: dict, parent_sha: str | None = None,
                      kind: str = "trained", name: str | None = None) -> int | None:
     """Record a weights file as a model version; None if the database is offline."""
     from app.db import DatabaseError
 
-    metrics = {k: metadata[k] for k in ("test_accuracy", "test_loss", "epochs", "finetune") if k in metadata}
+    metrics = version_metrics(metadata)
     try:
         parent_id = None
         if parent_sha:

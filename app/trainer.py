@@ -70,15 +70,23 @@ class TrainRequest:
     mnist_mirror: str | None = None  # tried first when downloading
     #: Where the synthetic training images are cached (app/ml/sources.py); None: not kept.
     cache_dir: Path | None = None
+    #: The weights in use (and their sha256): measured on the same test images as the new
+    #: ones, so that the app can offer the better of the two.  None: nothing to compare.
+    compare_with: Path | None = None
+    compare_sha256: str | None = None
 
 
 @dataclass
 class TrainedModel:
     path: Path
     sha256: str
-    test_accuracy: float
+    test_accuracy: float  # percent, on the MNIST test images (or the first test_limit of them)
     seconds: float
     epochs: int
+    #: The weights in use (TrainRequest.compare_with) on the same test images; None when
+    #: not measured (none given, missing, changed or unreadable).
+    current_accuracy: float | None = None
+    test_images: int = 0
 
 
 @dataclass
@@ -221,8 +229,34 @@ def train_model(request: TrainRequest, inbox: Inbox) -> TrainedModel:
     inbox.check()
     inbox.status("Saving the weights…")
     sha = train.save_result(result, mnist, Path(request.out))
+    test = mnist.test.subset(cfg.test_limit)
+    current = None
+    if request.compare_with is not None:
+        inbox.status("Measuring the model in use on the same test images…")
+        current = test_accuracy_of(Path(request.compare_with), request.compare_sha256, test)
     return TrainedModel(path=Path(request.out), sha256=sha, test_accuracy=result.test_accuracy,
-                        seconds=result.seconds, epochs=len(result.history))
+                        seconds=result.seconds, epochs=len(result.history), current_accuracy=current,
+                        test_images=len(test))
+
+
+def test_accuracy_of(path: Path, sha256: str | None, test) -> float | None:
+    """The accuracy (percent) of the weights in ``path`` on ``test`` (an MNISTSplit), the
+    way training measures it; None when the file is gone, changed (not ``sha256``) or
+    unreadable."""
+    from app.ml import checkpoint, train
+    from app.ml.errors import ModelFileError
+
+    try:
+        loaded = checkpoint.load(path)
+    except ModelFileError as exc:
+        log.warning("the model in use was not measured: %s", exc)
+        return None
+    if sha256 is not None and loaded.sha256 != sha256:
+        log.warning("the model in use was not measured: %s has changed since it was loaded", path)
+        return None
+    x, y = train.to_tensors(test.images, test.labels, next(loaded.model.parameters()).device)
+    _, correct, n = train.evaluate(loaded.model, x, y)
+    return 100.0 * correct / max(n, 1)
 
 
 def improve_model(request: ImproveRequest, inbox: Inbox) -> ImprovedModel:

@@ -20,6 +20,26 @@ from app import paths
 log = logging.getLogger(__name__)
 
 
+# ---- messages ----------------------------------------------------------------------------------
+class Problem(str):
+    """A message for people: the text itself (whole: what happened and what to do), with
+    the technical details behind it (``details``: an internal error quoted in full, the
+    list of what was tried) that the widgets show behind "Details…", and the file it is
+    about (``path``), if any.  A str, so it goes wherever a message's text goes."""
+
+    details: str | None
+    path: Path | None
+
+    def __new__(cls, text: str, details: str | None = None, path: Path | None = None) -> "Problem":
+        obj = super().__new__(cls, text)
+        obj.details = details or None
+        obj.path = Path(path) if path is not None else None
+        return obj
+
+    def __reduce__(self):
+        return (Problem, (str(self), self.details, self.path))
+
+
 # ---- the model ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MLInfo:
@@ -70,6 +90,29 @@ class ModelInfo:
         acc = self.test_accuracy
         return f"{self.arch}" + (f" · {acc:.2f} % test accuracy" if acc is not None else "")
 
+    @property
+    def calibration(self) -> dict | None:
+        """The weights file's calibration data (temperature, digit threshold, the
+        reliability on the MNIST test set...), or None for an uncalibrated file."""
+        c = self.metadata.get("calibration")
+        return c if isinstance(c, dict) else None
+
+
+@dataclass(frozen=True)
+class WeightsVersion:
+    """A model as the database is told about it: its weights and how they came about.
+
+    Registered as a model version when the model comes into use, and sent with each
+    drawing it predicts, so that a drawing saved while the database was away still gets
+    its version when it is sent (app.db VersionSpec)."""
+
+    sha256: str
+    path: Path
+    arch: str
+    metadata: dict
+    kind: str  # "shipped", "trained" or "fine-tuned"
+    parent_sha256: str | None = None  # the weights it was fine-tuned from
+
 
 @dataclass(frozen=True)
 class VersionRow:
@@ -98,7 +141,7 @@ class VersionRow:
     def describe(self) -> str:
         """One line for a combo box: "#3 fine-tuned · 26 Nov 14:05 · from #2"."""
         text = f"{self.title} · {self.created_at.astimezone():%d %b %H:%M}"
-        if self.parent_id is not None:
+        if self.parent_id is not None and self.kind != "trained":  # (trained: from scratch)
             text += f" · from #{self.parent_id}"
         return text
 
@@ -119,6 +162,11 @@ class PredictionResult:
     seconds: float  # preprocessing + inference in the worker
     requested_at: float  # perf_counter() when requested (latency measurements)
     model_sha256: str = ""  # the weights that made it
+    #: Whether the drawing looks like a digit at all (False: a letter, a scribble, ...),
+    #: and the score behind it (app.ml Prediction.is_digit, digit_score).  An
+    #: uncalibrated weights file takes everything for a digit.
+    is_digit: bool = True
+    digit_score: float = float("nan")
     #: "Why this digit?": (28, 28) float32 in [-1, 1], gradient x input for ``digit``.
     heat: np.ndarray | None = None
     #: Where the 28x28 field lies on the drawing (x, y, w, h as fractions of its size),
@@ -134,6 +182,8 @@ class DatabaseState:
     online: bool
     pending: int = 0
     starting: bool = False
+    #: A problem that does not stop the database (offline drawings cannot be kept), or None.
+    warning: str | None = None
 
 
 @dataclass
@@ -147,6 +197,7 @@ class HistoryItem:
     source: str = "canvas"
     model_version: str | None = None
     model_version_id: int | None = None
+    is_digit: bool | None = None  # None: not judged
 
 
 @dataclass
@@ -162,6 +213,9 @@ class StatsSnapshot:
     recent: list[HistoryItem] = field(default_factory=list)
     versions: list[VersionRow] = field(default_factory=list)  # newest first
     version_id: int | None = None  # the version these numbers are of (None: all)
+    #: Of the drawings judged digit or not, how many were not a digit.
+    judged: int = 0
+    not_digit: int = 0
 
 
 # ---- learning ----------------------------------------------------------------------------------
@@ -173,6 +227,26 @@ class TrainingOutcome:
     test_accuracy: float
     seconds: float
     epochs: int
+
+
+@dataclass(frozen=True)
+class TrainingChoice:
+    """A training run finished: its model and the one in use, measured on the same test
+    images, for the user to choose between (neither is swapped in before).  The new
+    weights are saved in ``path`` either way."""
+
+    path: Path
+    new_accuracy: float  # percent
+    current_accuracy: float | None  # percent; None when the model in use could not be measured
+    current_summary: str  # the model in use, in words
+    test_images: int
+    seconds: float
+    epochs: int
+
+    @property
+    def new_is_better(self) -> bool:
+        """The default answer: the new model only when it is measurably better."""
+        return self.current_accuracy is None or self.new_accuracy > self.current_accuracy
 
 
 @dataclass

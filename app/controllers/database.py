@@ -99,8 +99,9 @@ def message(exc: BaseException) -> str:
     return text if text else type(exc).__name__
 
 
-def describe(status) -> DatabaseState:
-    """An app.db DbStatus -> what the status bar shows."""
+def describe(status, settings: Settings | None = None) -> DatabaseState:
+    """An app.db DbStatus -> what the status bar shows.  ``settings``: the tooltip names
+    the ``.env`` file the settings were read from, if any."""
     where = status.where
     place = "local server" if where.startswith("local socket") else where
     if status.online:
@@ -115,7 +116,24 @@ def describe(status) -> DatabaseState:
             text += f" · {status.pending} waiting"
         tip = (status.message or "Not connected.") + \
             "\nPredictions wait on this computer and are sent when the database is back."
-    return DatabaseState(text, tip, online=status.online, pending=status.pending)
+    warning = getattr(status, "warning", None)
+    if warning:
+        text += " · ⚠ offline saving off"
+        tip += f"\n\n⚠ {warning}"
+    source = settings_source(settings)
+    if source:
+        tip += f"\n\n{source}"
+    return DatabaseState(text, tip, online=status.online, pending=status.pending, warning=warning)
+
+
+def settings_source(settings: Settings | None) -> str:
+    """Which ``.env`` file the settings were read from, in words ("" when none was)."""
+    path = getattr(settings, "dotenv_path", None)
+    return f"Settings read from {path} (and the environment, which wins)." if path else ""
+
+
+def drawings_sent_text(n: int) -> str:
+    return f"{n} drawing{'s' if n != 1 else ''} sent to the database."
 
 
 # ---- the GUI-thread side ----------------------------------------------------------------------------
@@ -132,9 +150,11 @@ class DatabaseController(QObject):
                  parent: QObject | None = None):
         super().__init__(parent)
         self.enabled = enabled
+        self.settings = settings
         self.worker = WorkerThread("database", self)
         self._session = DatabaseSession(settings)
         self._opened = False
+        self._drawings_sent = 0  # DbStatus.drawings_sent of the last status (it only grows)
         self._state = DatabaseState("Database: starting…", "Connecting to the database", online=False,
                                     starting=True)
         self._poll = QTimer(self)
@@ -143,6 +163,9 @@ class DatabaseController(QObject):
 
     # ---- start and stop -----------------------------------------------------------------
     def start(self) -> None:
+        source = settings_source(self.settings)
+        if source:
+            log.info("%s", source)
         if not self.enabled:
             self._set_state(DatabaseState("Database: off", "Not logging predictions", online=False))
             return
@@ -177,8 +200,15 @@ class DatabaseController(QObject):
         """A job brought back the database's status: show it, say what changed."""
         if status is None:
             return
-        was_online, was_starting = self._state.online, self._state.starting
-        self._set_state(describe(status))
+        was_online, was_starting, had_warning = self._state.online, self._state.starting, self._state.warning
+        self._set_state(describe(status, self.settings))
+        sent = getattr(status, "drawings_sent", 0) - self._drawings_sent
+        if sent > 0:
+            self._drawings_sent += sent
+            self.notify.emit(drawings_sent_text(sent))
+        warning = getattr(status, "warning", None)
+        if warning and warning != had_warning:
+            self.problem.emit("Drawings made while offline cannot be kept", warning)
         if was_starting and not status.online:
             self.problem.emit("The database is not reachable",
                               f"{status.message or 'Not connected.'}\n\nThe app works on: "
@@ -204,7 +234,9 @@ class DatabaseController(QObject):
     def _open_failed(self, exc: BaseException) -> None:
         log.error("database not opened", exc_info=exc)
         self._opened = True  # (as far as it goes: reads will say why they fail)
-        self._set_state(DatabaseState("Database: unavailable", str(exc), online=False))
+        source = settings_source(self.settings)
+        self._set_state(DatabaseState("Database: unavailable", str(exc) + (f"\n\n{source}" if source else ""),
+                                      online=False))
         self.problem.emit("No database", f"{exc}\n\nThe app works without it, but predictions are not saved.")
         self.opened.emit()
 

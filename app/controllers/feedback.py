@@ -5,18 +5,26 @@ is cleared without feedback.  Feedback given while the newest prediction is stil
 its way waits for it (the label then is what the user saw confirmed: the newest
 prediction).  A later correction (statistics tab) updates the logged row.
 
-Logging is a job of the database worker: the PNGs are encoded there, and the weights'
-sha256 becomes the model version's id from the database session, so a prediction
-queued after its model's registration carries the id.
+Logging is a job of the database worker: the PNGs are encoded there, and each drawing
+goes with the model version that predicted it (``WeightsVersion``, from the model room):
+the database registers that version if it does not know it yet, also when a drawing
+saved while it was away is sent later, so every row carries its version.
+
+A drawing the database refuses (a value it cannot store, a spool that cannot be written)
+is not dropped: it is kept as files in ``<data folder>/unsaved/`` and the user is told
+where (``problem``).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
+import math
 import uuid as uuid_module
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -24,11 +32,14 @@ from PySide6.QtCore import QObject, Signal
 from app.controllers.database import DatabaseController, DatabaseSession
 from app.controllers.models import ModelController
 from app.controllers.prediction import Drawing, PredictionController
+from app.viewmodels import WeightsVersion
 
 log = logging.getLogger(__name__)
 
 #: Largest side of the drawing stored as raw_png.
 RAW_PNG_MAX = 280
+#: Where drawings the database refused are kept, in the data folder.
+UNSAVED_FOLDER = "unsaved"
 
 
 @dataclass
@@ -45,6 +56,9 @@ class LogEntry:
     source: str = "canvas"
     model_version: str | None = None  # a free text label ("mnist_cnn@<sha>")
     model_sha256: str = ""  # the weights that made it: the database job finds its version id
+    #: ... and how they came about: the database registers that version if it must.
+    version: WeightsVersion | None = None
+    is_digit: bool | None = None  # None: not judged
     uuid: str = field(default_factory=lambda: str(uuid_module.uuid4()))
     created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
@@ -67,18 +81,71 @@ def _png(arr: np.ndarray, max_side: int | None = None) -> bytes:
     return buf.getvalue()
 
 
+class DrawingNotSaved(Exception):
+    """The database refused a drawing; it was kept in ``folder`` instead (None: not even
+    that worked)."""
+
+    def __init__(self, reason: str, folder: Path | None):
+        super().__init__(reason)
+        self.reason = reason
+        self.folder = folder
+
+
+def _version_spec(entry: LogEntry):
+    """The app.db VersionSpec of the model that made the entry's prediction, or None."""
+    from app import learn
+
+    v = entry.version
+    if v is None:
+        return None
+    try:
+        return learn.version_spec(v.sha256, v.path, v.arch, v.metadata, kind=v.kind, parent_sha=v.parent_sha256)
+    except ValueError as exc:  # (metadata the database cannot hold: the row is still logged)
+        log.warning("model version %s cannot be recorded with the drawing: %s", v.sha256[:12], exc)
+        return None
+
+
 def log_entry(session: DatabaseSession, entry: LogEntry):
-    from app.db import PredictionRecord
+    from app.db import DatabaseError, PredictionRecord
 
     repo = session.repo
+    image_png = _png(entry.image)
+    raw_png = None if entry.raw is None else _png(entry.raw, RAW_PNG_MAX)
     record = PredictionRecord(predicted_digit=entry.predicted_digit, confidence=entry.confidence,
-                              probabilities=list(entry.probabilities), image_png=_png(entry.image),
-                              raw_png=None if entry.raw is None else _png(entry.raw, RAW_PNG_MAX),
+                              probabilities=list(entry.probabilities), image_png=image_png, raw_png=raw_png,
                               model_version=entry.model_version, source=entry.source, uuid=entry.uuid,
                               created_at=entry.created_at, true_label=entry.true_label,
-                              model_version_id=session.version_ids.get(entry.model_sha256))
-    uid = repo.log(record)
+                              model_version_id=session.version_ids.get(entry.model_sha256), is_digit=entry.is_digit)
+    try:
+        uid = repo.log(record, version=_version_spec(entry))
+    except (ValueError, DatabaseError) as exc:
+        folder = Path(session.settings.data_home) / UNSAVED_FOLDER
+        try:
+            keep_unsaved(folder, entry, image_png, raw_png, str(exc))
+        except OSError as os_exc:
+            log.error("the refused drawing %s could not be kept in %s either: %s", entry.uuid, folder, os_exc)
+            folder = None
+        raise DrawingNotSaved(str(exc), folder) from exc
     return uid, entry.true_label, repo.status()
+
+
+def keep_unsaved(folder: Path, entry: LogEntry, image_png: bytes, raw_png: bytes | None, reason: str) -> None:
+    """Write a drawing the database refused as ``<uuid>.png`` (the drawing; the 28x28
+    input when there is none), ``<uuid>-input.png`` and ``<uuid>.json`` (the prediction, its
+    label, and why it was refused)."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def number(x: float) -> float | None:
+        return float(x) if math.isfinite(float(x)) else None  # (JSON has no NaN)
+
+    about = {"uuid": entry.uuid, "created_at": entry.created_at.isoformat(),
+             "predicted_digit": int(entry.predicted_digit), "confidence": number(entry.confidence),
+             "probabilities": [number(p) for p in entry.probabilities], "true_label": entry.true_label,
+             "is_digit": entry.is_digit, "source": entry.source, "model_version": entry.model_version,
+             "model_sha256": entry.model_sha256, "refused_because": reason}
+    (folder / f"{entry.uuid}.png").write_bytes(raw_png if raw_png is not None else image_png)
+    (folder / f"{entry.uuid}-input.png").write_bytes(image_png)
+    (folder / f"{entry.uuid}.json").write_text(json.dumps(about, indent=1), encoding="utf-8")
 
 
 def set_label(session: DatabaseSession, uid: str, label: int | None):
@@ -156,7 +223,8 @@ class FeedbackController(QObject):
         info = self.models.model_info
         entry = LogEntry(predicted_digit=p.digit, confidence=p.confidence, probabilities=list(p.probabilities),
                          image=p.image, raw=d.raw, true_label=label, source=d.source,
-                         model_version=info.version if info is not None else None, model_sha256=p.model_sha256)
+                         model_version=info.version if info is not None else None, model_sha256=p.model_sha256,
+                         version=self.models.version_of(p.model_sha256), is_digit=p.is_digit)
         d.uuid, d.label = entry.uuid, label
         self.log_prediction(entry)
         return entry.uuid
@@ -164,11 +232,13 @@ class FeedbackController(QObject):
     # ---- logging ----------------------------------------------------------------------------------
     def log_prediction(self, entry: LogEntry) -> None:
         """Write one prediction (in the database worker).  Without ``model_sha256`` it is
-        taken to be the model in use's."""
+        taken to be the model in use's; without ``version``, that of its weights."""
         if not self.database.enabled:
             return
         if not entry.model_sha256 and self.models.model_info is not None:
             entry = replace(entry, model_sha256=self.models.model_info.sha256)
+        if entry.version is None and entry.model_sha256:
+            entry = replace(entry, version=self.models.version_of(entry.model_sha256))
         self.database.run(log_entry, entry, on_result=self._logged,
                           on_error=lambda e: self._log_failed(e, entry.uuid))
 
@@ -179,7 +249,16 @@ class FeedbackController(QObject):
 
     def _log_failed(self, exc: BaseException, uid: str) -> None:
         log.error("logging %s failed", uid, exc_info=exc)
-        self.problem.emit("The prediction was not saved", str(exc))
+        if isinstance(exc, DrawingNotSaved) and exc.folder is not None:
+            text = (f"The database refused this drawing: {exc.reason}\n\nNothing is lost: the drawing, "
+                    f"its prediction and its label were kept in {exc.folder} (files named {uid}.*).")
+        else:
+            reason = exc.reason if isinstance(exc, DrawingNotSaved) else str(exc) or type(exc).__name__
+            text = f"The database refused this drawing: {reason}\n\nIt could not be kept on this computer either."
+        if isinstance(getattr(exc, "__cause__", None), ValueError):
+            text += ("\n\nThe model in use gave numbers that cannot be stored: load other weights "
+                     "(Model → Load weights…) or use the shipped model.")
+        self.problem.emit("The drawing was not saved in the database", text)
 
     def set_label(self, uid: str, label: int | None) -> None:
         """Correct the true label of a logged prediction (statistics tab)."""

@@ -6,6 +6,11 @@ first reads the user's labelled drawings in the database worker and hands them t
 child.  A finished run's weights are put in use by the model room (``adopt``: loaded in
 the inference worker, registered as a version in the database worker); a cancelled,
 failed or crashed run leaves the model in use as it was.
+
+A training run replaces nothing by itself: the child also measures the model in use on
+the same test images, and ``trainingChoice`` asks the user which to keep (``choose``);
+Improve has its own rule (held-out drawings and the MNIST test set) and keeps or rejects
+on its own.
 """
 
 from __future__ import annotations
@@ -20,17 +25,13 @@ from PySide6.QtCore import QObject, Signal
 from app import trainer
 from app.controllers.database import DatabaseController, DatabaseSession
 from app.controllers.models import ModelController
+from app.controllers.problems import problem_from, words
 from app.ml.errors import TrainingCancelled
 from app.settings import Settings
-from app.viewmodels import ImproveResult, ModelInfo, TrainingOutcome
+from app.viewmodels import ImproveResult, ModelInfo, Problem, TrainingChoice, TrainingOutcome
 from app.workers import WorkerThread
 
 log = logging.getLogger(__name__)
-
-
-def _words(exc: BaseException) -> str:
-    """An error's words for people (its class name when it has none)."""
-    return str(exc) or type(exc).__name__
 
 
 # ---- jobs ---------------------------------------------------------------------------------------
@@ -62,8 +63,12 @@ class LearningController(QObject):
     trainingStarted = Signal()
     trainingStatus = Signal(str)
     trainingProgress = Signal(object)  # app.ml.train.TrainProgress
-    trainingFinished = Signal(object)  # TrainingOutcome
-    trainingFailed = Signal(str)
+    #: Training finished: the new model and the one in use, to choose from (``choose``).
+    trainingChoice = Signal(object)  # TrainingChoice
+    trainingFinished = Signal(object)  # TrainingOutcome: the new model is in use
+    #: The user kept the model in use; the new weights stay in that file.
+    trainingDeclined = Signal(object)  # TrainingChoice
+    trainingFailed = Signal(object)  # Problem (a str)
     trainingCancelled = Signal()
     # improving with the user's drawings
     labelledCount = Signal(int, int)  # labelled drawings, how many are needed
@@ -87,6 +92,8 @@ class LearningController(QObject):
         self._task: str | None = None  # "training" or "improving", from the request to the outcome
         self._job = None  # the supervising job, while the child runs
         self._cancelled = False  # Cancel pressed while Improve reads the drawings
+        self._choice: tuple[trainer.TrainedModel, TrainingChoice] | None = None  # awaiting an answer
+        self._last_request: trainer.TrainRequest | None = None  # the training run's request
         #: The process id of the training process while one runs (None otherwise).
         self.child_pid: int | None = None
 
@@ -128,10 +135,15 @@ class LearningController(QObject):
             return False
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path(self.settings.models_dir) / f"{config.get('arch', 'mnist_cnn')}-{stamp}.pth"
+        current = self.models.model_info
+        self._choice = None  # (a question left unanswered: the new run's answer counts)
         request = trainer.TrainRequest(config=dict(config), out=out, mnist_dir=Path(self.settings.mnist_dir),
                                        mnist_mirror=self.settings.mnist_mirror,
-                                       cache_dir=Path(self.settings.data_home) / "synthetic")
+                                       cache_dir=Path(self.settings.data_home) / "synthetic",
+                                       compare_with=current.path if current is not None else None,
+                                       compare_sha256=current.sha256 if current is not None else None)
         self._task = "training"
+        self._last_request = request
         self._run_child(trainer.train_model, request, self._training_progress, self._trained, self._training_error)
         self.trainingStarted.emit()
         return True
@@ -147,8 +159,47 @@ class LearningController(QObject):
             self.trainingProgress.emit(value)
 
     def _trained(self, trained: trainer.TrainedModel) -> None:
+        """The run finished: ask which model to keep (or, with no model in use, use it)."""
+        self._end()
+        current = self.models.model_info
+        if current is None:
+            self._adopt(trained)
+            return
+        measured = trained.current_accuracy if self._measured_is_in_use(current) else None
+        choice = TrainingChoice(path=trained.path, new_accuracy=trained.test_accuracy, current_accuracy=measured,
+                                current_summary=current.summary(), test_images=trained.test_images,
+                                seconds=trained.seconds, epochs=trained.epochs)
+        self._choice = (trained, choice)
+        log.info("training finished: new %.2f %%, in use %s", trained.test_accuracy,
+                 "not measured" if measured is None else f"{measured:.2f} %")
+        self.trainingChoice.emit(choice)
+
+    def _measured_is_in_use(self, current: ModelInfo) -> bool:
+        """The child measured the weights in use when it started; still the same?"""
+        request = self._last_request
+        return request is not None and request.compare_sha256 == current.sha256
+
+    @property
+    def pending_choice(self) -> TrainingChoice | None:
+        """A finished training's question, while unanswered."""
+        return self._choice[1] if self._choice is not None else None
+
+    def choose(self, use_new: bool) -> None:
+        """The answer to ``trainingChoice``: put the new model in use, or keep the current one."""
+        if self._choice is None:
+            return
+        trained, choice = self._choice
+        self._choice = None
+        if use_new:
+            self._task = "training"  # (until the new weights are in use)
+            self._adopt(trained)
+        else:
+            log.info("kept the model in use; the new weights stay in %s", trained.path)
+            self.trainingDeclined.emit(choice)
+            self.notify.emit(f"Kept the model in use; the new weights are saved in {trained.path}.")
+
+    def _adopt(self, trained: trainer.TrainedModel) -> None:
         self.trainingStatus.emit("Loading the new weights…")
-        parent = self.models.model_info.sha256 if self.models.model_info is not None else None
 
         def adopted(info: ModelInfo, version_id: int | None) -> None:
             self._end()
@@ -158,17 +209,21 @@ class LearningController(QObject):
 
         def failed(text: str) -> None:
             self._end()
-            self.trainingFailed.emit(f"The new weights could not be loaded: {text}")
+            self.trainingFailed.emit(Problem(f"The new weights could not be loaded: {text}",
+                                             getattr(text, "details", None)))
 
-        self.models.adopt(trained.path, "trained", parent, on_adopted=adopted, on_failed=failed)
+        # Trained from scratch: no parent version (the model in use was only compared with).
+        self.models.adopt(trained.path, "trained", None, on_adopted=adopted, on_failed=failed)
 
     def _training_error(self, exc: BaseException) -> None:
         self._end()
         if isinstance(exc, TrainingCancelled):
             self.trainingCancelled.emit()
             return
-        log.error("training failed: %s", exc, exc_info=not isinstance(exc, trainer.TrainingCrashed))
-        self.trainingFailed.emit(f"Training failed: {_words(exc)}\nThe current model stays in use.")
+        log.error("training failed: %s", exc, exc_info=None if isinstance(exc, trainer.TrainingCrashed) else exc)
+        problem = problem_from(exc)
+        self.trainingFailed.emit(Problem(f"Training failed: {problem}\nThe current model stays in use.",
+                                         problem.details))
 
     # ---- improving ------------------------------------------------------------------------------
     def count_labelled(self) -> None:
@@ -267,8 +322,8 @@ class LearningController(QObject):
         if isinstance(exc, ValueError):
             self._improve_failed(f"{str(exc)[:1].upper()}{str(exc)[1:]}")
             return
-        log.error("improving failed: %s", exc, exc_info=not isinstance(exc, trainer.TrainingCrashed))
-        self._improve_failed(f"Improving failed: {_words(exc)}\nThe current model stays in use.")
+        log.error("improving failed: %s", exc, exc_info=None if isinstance(exc, trainer.TrainingCrashed) else exc)
+        self._improve_failed(f"Improving failed: {words(exc)}\nThe current model stays in use.")
 
     def _improve_failed(self, text: str) -> None:
         self._end()

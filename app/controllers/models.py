@@ -22,9 +22,10 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from app import paths
 from app.controllers import database
 from app.controllers.database import DatabaseController, DatabaseSession
+from app.controllers.problems import problem_from
 from app.ml.errors import ModelFileError
 from app.settings import Settings
-from app.viewmodels import MLInfo, ModelInfo, VersionRow
+from app.viewmodels import MLInfo, ModelInfo, Problem, VersionRow, WeightsVersion
 from app.workers import WorkerThread
 
 log = logging.getLogger(__name__)
@@ -118,28 +119,29 @@ def load_version(version: VersionRow):
 
 
 # ---- jobs of the database worker -------------------------------------------------------------------
-def register_versions(session: DatabaseSession, specs: list[dict]):
+def register_versions(session: DatabaseSession, versions: list[WeightsVersion]):
     """Register model versions, oldest first (a parent before its child).  Returns the
-    ids got (sha256 -> id), the specs given up on, and the database status."""
+    ids got (sha256 -> id), the versions given up on (their sha256), and the database
+    status."""
     from app import learn
 
     repo = session.repo
     registered: dict[str, int] = {}
     dropped: list[str] = []
-    for s in specs:
+    for v in versions:
         try:
-            version_id = learn.register_version(repo, Path(s["path"]), s["sha256"], s["arch"], s["metadata"],
-                                                parent_sha=s["parent_sha"], kind=s["kind"])
+            version_id = learn.register_version(repo, Path(v.path), v.sha256, v.arch, v.metadata,
+                                                parent_sha=v.parent_sha256, kind=v.kind)
         except ValueError as exc:  # e.g. a name the database refuses: retrying will not help
-            log.warning("model version %s not registered: %s", s["sha256"][:12], exc)
-            dropped.append(s["sha256"])
+            log.warning("model version %s not registered: %s", v.sha256[:12], exc)
+            dropped.append(v.sha256)
             continue
         if version_id is not None:
-            session.version_ids[s["sha256"]] = version_id
-            registered[s["sha256"]] = version_id
+            session.version_ids[v.sha256] = version_id
+            registered[v.sha256] = version_id
         elif repo.status().online:  # refused by a database that works: retrying will not help
-            log.warning("model version %s not registered; giving up", s["sha256"][:12])
-            dropped.append(s["sha256"])
+            log.warning("model version %s not registered; giving up", v.sha256[:12])
+            dropped.append(v.sha256)
     return registered, dropped, repo.status()
 
 
@@ -173,11 +175,11 @@ class ModelController(QObject):
     mlReady = Signal(object)  # MLInfo: torch is loaded, training can be offered
     modelLoading = Signal(str)
     modelReady = Signal(object)  # ModelInfo of the model now in use
-    modelFailed = Signal(str)
+    modelFailed = Signal(object)  # Problem (a str): why the weights did not load (.path: which file)
     modelVersion = Signal(object)  # the id of the model in use (None: not registered yet)
     versionsReady = Signal(object)  # list[VersionRow], newest first
     versionsFailed = Signal(str)
-    versionSwitchFailed = Signal(str)
+    versionSwitchFailed = Signal(object)  # Problem
     comparisonReady = Signal(object)  # PredictionRepository.compare_versions()
     comparisonFailed = Signal(str)
     notify = Signal(str)
@@ -193,9 +195,11 @@ class ModelController(QObject):
         self.model_info: ModelInfo | None = None
         self.ml_info: MLInfo | None = None
         self.model_path = initial_model_path(settings, qsettings)
-        # sha256 -> id of the registered versions, and the registrations still to do.
+        # sha256 -> id of the registered versions; every model that came into use, as the
+        # database is told about it; the registrations still to do.
         self._version_ids: dict[str, int] = {}
-        self._unregistered: dict[str, dict] = {}
+        self._versions: dict[str, WeightsVersion] = {}
+        self._unregistered: dict[str, WeightsVersion] = {}
         self._registering = 0
         database.statusReceived.connect(self._database_status)
 
@@ -259,12 +263,36 @@ class ModelController(QObject):
         self.modelReady.emit(info)
         self.modelVersion.emit(self.model_version_id)
 
-    def _not_loaded(self, exc: BaseException, path: Path) -> str:
-        text = str(exc) if isinstance(exc, (ModelFileError, VersionFileError)) else f"Could not load {path}: {exc}"
-        log.warning("model not loaded: %s", text)
+    def _not_loaded(self, exc: BaseException, path: Path) -> Problem:
+        """Why ``path`` did not load, whole (an internal error it quotes goes into the
+        details), and which model is in use now."""
+        text = None if isinstance(exc, (ModelFileError, VersionFileError)) else f"Could not load {path}: {exc}"
+        problem = problem_from(exc, text, path=path)
+        log.warning("model not loaded: %s%s", problem, f" ({problem.details})" if problem.details else "")
         if self.model_info is not None:
-            text += f"\n\nThe current model ({self.model_info.summary()}) stays in use."
-        return text
+            problem = Problem(f"{problem}\n\nThe current model ({self.model_info.summary()}) stays in use.",
+                              problem.details, problem.path)
+        return problem
+
+    # ---- the shipped model -----------------------------------------------------------------
+    def shipped_model_for(self, instead_of: Path | None) -> Path | None:
+        """The way back from ``instead_of`` (a file that did not load): the first shipped
+        weights file (app.paths.shipped_model_paths, the default first) that exists and is
+        another file; None when there is none."""
+        for shipped in paths.shipped_model_paths():
+            if not shipped.is_file():
+                continue
+            try:
+                if instead_of is not None and Path(instead_of).resolve() == shipped.resolve():
+                    continue
+            except OSError:
+                pass
+            return shipped
+        return None
+
+    def use_shipped_model(self, path: Path) -> None:
+        """Load shipped weights (and remember them for the next start)."""
+        self.load_model(path)
 
     # ---- versions ---------------------------------------------------------------------------------
     @property
@@ -274,17 +302,30 @@ class ModelController(QObject):
             return None
         return self._version_ids.get(self.model_info.sha256)
 
+    def version_of(self, sha256: str) -> WeightsVersion | None:
+        """How the weights with this sha256 came about, for a model that has been in use
+        (None for others): what a drawing it predicted is logged with."""
+        return self._versions.get(sha256)
+
     def _register(self, info: ModelInfo, kind: str | None, parent_sha: str | None,
                   then: Callable[[], None] | None) -> None:
         """Queue the registration of the model now in use, before anything it predicts can
         be logged.  Registering known weights again is harmless (the id stays)."""
-        if not self.database.enabled or not info.sha256:
+        if not info.sha256:
             if then is not None:
                 then()
             return
-        self._unregistered[info.sha256] = dict(
-            path=str(info.path), sha256=info.sha256, arch=info.arch, metadata=dict(info.metadata),
-            kind=kind or info.kind, parent_sha=parent_sha or info.metadata.get("parent_sha256"))
+        known = self._versions.get(info.sha256)
+        version = WeightsVersion(
+            sha256=info.sha256, path=info.path, arch=info.arch, metadata=dict(info.metadata),
+            kind=kind or (known.kind if known else info.kind),
+            parent_sha256=parent_sha or (known.parent_sha256 if known else info.metadata.get("parent_sha256")))
+        self._versions[info.sha256] = version
+        if not self.database.enabled:
+            if then is not None:
+                then()
+            return
+        self._unregistered[info.sha256] = version
         self._submit_registrations(then)
 
     def _submit_registrations(self, then: Callable[[], None] | None = None) -> None:

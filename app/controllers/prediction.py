@@ -61,7 +61,8 @@ def _as_result(p, seq: int, epoch: int, source: str, started: float, requested_a
     return PredictionResult(digit=p.digit, confidence=p.confidence, probabilities=tuple(p.probabilities),
                             image=p.image, runner_up=p.runner_up, seq=seq, epoch=epoch, source=source,
                             seconds=time.perf_counter() - started, requested_at=requested_at,
-                            model_sha256=predictor.loaded.sha256 or "", heat=heat, heat_rect=heat_rect)
+                            model_sha256=predictor.loaded.sha256 or "", heat=heat, heat_rect=heat_rect,
+                            is_digit=bool(p.is_digit), digit_score=float(p.digit_score))
 
 
 def predict(predictor, picture: np.ndarray, seq: int, epoch: int, source: str, requested_at: float,

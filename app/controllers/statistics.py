@@ -44,15 +44,18 @@ def read_stats(session: DatabaseSession, version_id: int | None = None) -> Stats
     if version_id is not None and all(v.id != version_id for v in versions):
         version_id = None  # (a version that is gone: show all)
     acc = repo.accuracy(version_id)
+    not_digit = repo.not_a_digit(version_id)
     recent = [HistoryItem(uuid=r.uuid, created_at=r.created_at, predicted=r.predicted_digit, confidence=r.confidence,
                           true_label=r.true_label, image=_decode(r.image_png), source=r.source,
-                          model_version=r.model_version, model_version_id=r.model_version_id)
+                          model_version=r.model_version, model_version_id=r.model_version_id,
+                          is_digit=r.is_digit)
               for r in repo.recent(HISTORY_ROWS, model_version_id=version_id)]
     return StatsSnapshot(total=int(acc["total"]), labelled=int(acc["labelled"]), correct=int(acc["correct"]),
                          accuracy=None if acc["accuracy"] is None else float(acc["accuracy"]),
                          confusion=repo.confusion(version_id),
                          per_day=repo.accuracy_per_day(model_version_id=version_id), recent=recent,
-                         versions=versions, version_id=version_id)
+                         versions=versions, version_id=version_id, judged=int(not_digit["judged"]),
+                         not_digit=int(not_digit["not_digit"]))
 
 
 def export_csv(session: DatabaseSession, path: Path) -> int:
@@ -94,7 +97,21 @@ class StatisticsController(QObject):
             self._wanted = True  # read them as soon as the database is open
             return
         self.database.run(read_stats, self._version, key="stats", on_result=self.statsReady.emit,
-                          on_error=lambda e: self.statsFailed.emit(database.message(e)))
+                          on_error=lambda e: self.statsFailed.emit(self._failure(e)))
+
+    def _failure(self, exc: BaseException) -> str:
+        """Why the statistics could not be read, and what happens to the drawings meanwhile."""
+        text = database.message(exc)
+        pending = self.database.state.pending
+        if pending:
+            text += (f"\n\nNothing is lost: {pending} thing{'s' if pending != 1 else ''} you saved (drawings "
+                     f"and labels) wait{'s' if pending == 1 else ''} on this computer and "
+                     f"{'are' if pending != 1 else 'is'} sent when the database is reachable again; the "
+                     f"statistics will count them then.")
+        elif not self.database.state.online:
+            text += ("\n\nDrawings you save meanwhile wait on this computer and are sent when the database is "
+                     "reachable again.")
+        return text
 
     def _database_opened(self) -> None:
         if self._wanted:

@@ -189,7 +189,9 @@ class PredictionRecord:
 
     model_version is a free text label; model_version_id the id that
     `register_model_version` returned for the weights that made the prediction (None when
-    it is not known, e.g. the database was offline when the model was loaded).
+    it is not known, e.g. the database was offline when the model was loaded).  is_digit:
+    whether the model judged the drawing to be a digit at all (False: a letter, a scribble);
+    None when not judged.
     """
 
     predicted_digit: int
@@ -203,6 +205,7 @@ class PredictionRecord:
     created_at: datetime = field(default_factory=_now)
     true_label: int | None = None
     model_version_id: int | None = None
+    is_digit: bool | None = None
     reading_id: str | None = None  # a digit of a number read digit by digit: the reading's uuid
     reading_position: int | None = None  # and the digit's place in it, 0 = leftmost
 
@@ -243,6 +246,11 @@ class PredictionRecord:
             raise ValueError(f"model_version must be text of at most {MAX_MODEL_VERSION_LEN} "
                              f"characters or None")
         self.model_version_id = check_version_id(self.model_version_id)
+        if self.is_digit is not None:
+            v = self.is_digit
+            if not (isinstance(v, bool) or getattr(getattr(v, "dtype", None), "kind", None) == "b"):
+                raise ValueError(f"is_digit must be True, False or None, not {v!r}")
+            self.is_digit = bool(v)  # (numpy's bool_ too)
         self._validate_reading()
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {self.source!r}")
@@ -304,6 +312,7 @@ class PredictionRecord:
             "source": self.source,
             "reading_id": self.reading_id,
             "reading_position": self.reading_position,
+            "is_digit": self.is_digit,
         }
 
     @classmethod
@@ -322,6 +331,7 @@ class PredictionRecord:
             source=d["source"],
             reading_id=d.get("reading_id"),  # absent in older spool lines
             reading_position=d.get("reading_position"),
+            is_digit=d.get("is_digit"),  # absent in older spool lines: not judged
         )
 
 
@@ -338,6 +348,7 @@ class HistoryRow:
     model_version: str | None
     source: str
     model_version_id: int | None = None
+    is_digit: bool | None = None  # None: not judged (made before the app judged drawings)
 
 
 @dataclass(frozen=True)

@@ -38,12 +38,12 @@ log = logging.getLogger(__name__)
 # pg_advisory_xact_lock key of replay chunks (any constant other than the schema's).
 REPLAY_LOCK_KEY = schema.ADVISORY_LOCK_KEY + 1
 COLUMNS = ("uuid, created_at, predicted_digit, confidence, probabilities, true_label, "
-           "labelled_at, image_png, raw_png, model_version, model_version_id, source, reading_id, "
-           "reading_position")
+           "labelled_at, image_png, raw_png, model_version, model_version_id, source, is_digit, "
+           "reading_id, reading_position")
 _INSERT_MANY = f"INSERT INTO predictions ({COLUMNS}) VALUES %s ON CONFLICT (uuid) DO NOTHING"
 _INSERT_ROW = ("(%(uuid)s::uuid, %(created_at)s, %(predicted_digit)s, %(confidence)s, "
                "%(probabilities)s::real[], %(true_label)s, %(labelled_at)s, %(image_png)s, "
-               "%(raw_png)s, %(model_version)s, %(model_version_id)s, %(source)s, "
+               "%(raw_png)s, %(model_version)s, %(model_version_id)s, %(source)s, %(is_digit)s, "
                "%(reading_id)s::uuid, %(reading_position)s)")
 # A label only replaces an older one (labelled_at), as in a live set_label.
 _SET_LABELS = """
@@ -72,6 +72,7 @@ def record_params(record: PredictionRecord) -> dict:
         "model_version": record.model_version,
         "model_version_id": record.model_version_id,
         "source": record.source,
+        "is_digit": record.is_digit,
         "reading_id": record.reading_id,
         "reading_position": record.reading_position,
     }

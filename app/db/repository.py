@@ -208,6 +208,12 @@ class PredictionRepository:
         the predictions of one model version, or of all with None."""
         return self._stats.accuracy(model_version_id)
 
+    def not_a_digit(self, model_version_id: int | None = None) -> dict:
+        """{"judged", "not_digit", "share"}: of the predictions judged digit or not (those
+        made since the app judges drawings), how many did not look like a digit, and their
+        share (None while none was judged); of one model version, or of all with None."""
+        return self._stats.not_a_digit(model_version_id)
+
     def digit_statistics(self, model_version_id: int | None = None) -> list[dict]:
         """Ten dicts, digit 0..9: digit, predictions, labelled, correct, actual, accuracy,
         mean_confidence, precision, recall (None where undefined); see sql/init.sql.
@@ -230,8 +236,8 @@ class PredictionRepository:
         """Write every prediction (oldest first) to a CSV file; return the number of rows.
 
         Columns: uuid, created_at, predicted_digit, confidence, p0..p9, true_label,
-        labelled_at, model_version, model_version_id, source (+ image_png_base64).  The
-        file appears whole or not at all.  A text cell that a spreadsheet would run as a
+        labelled_at, model_version, model_version_id, source, is_digit (empty: not judged)
+        (+ image_png_base64).  The file appears whole or not at all.  A text cell that a spreadsheet would run as a
         formula (starting with = + - @, tab or CR) gets a leading ' (numbers are left as
         they are).
         """

@@ -1,5 +1,5 @@
 """Statistics reads: history, accuracy, per-digit statistics, confusion matrix, accuracy
-per day, CSV export.  They read running totals kept per model version by triggers
+per day, how often a drawing was not a digit, CSV export.  They read running totals kept per model version by triggers
 (sql/migrations/002_model_versions.sql), so they stay fast; ``model_version_id`` None
 means all versions.  Offline they raise `DatabaseUnavailable`.
 """
@@ -16,7 +16,7 @@ from app.db.session import DbSession
 
 _RECENT = """
 SELECT uuid::text, created_at, predicted_digit, confidence, true_label, image_png,
-       model_version, source, model_version_id
+       model_version, source, model_version_id, is_digit
 FROM predictions
 {where}
 ORDER BY created_at DESC, id DESC
@@ -37,6 +37,7 @@ _EXPORT_COLUMNS = (
     "uuid, created_at, predicted_digit, confidence, "
     + ", ".join(f"probabilities[{i + 1}] AS p{i}" for i in range(10))
     + f", true_label, labelled_at, {_text('model_version')}, model_version_id, {_text('source')}"
+    + ", is_digit"
 )
 
 
@@ -59,7 +60,8 @@ class StatisticsReader:
             cur.execute(sql, {"limit": limit, "offset": offset, "version": version_id})
             return [HistoryRow(uuid=r[0], created_at=r[1], predicted_digit=r[2],
                                confidence=float(r[3]), true_label=r[4], image_png=bytes(r[5]),
-                               model_version=r[6], source=r[7], model_version_id=r[8])
+                               model_version=r[6], source=r[7], model_version_id=r[8],
+                               is_digit=r[9])
                     for r in cur.fetchall()]
 
         return self._session.read(query)
@@ -77,6 +79,15 @@ class StatisticsReader:
     def reading_accuracy(self) -> dict:
         def query(cur) -> dict:
             cur.execute("SELECT total, labelled, correct, accuracy FROM reading_accuracy")
+            return _as_dict(cur, cur.fetchone())
+
+        return self._session.read(query)
+
+    def not_a_digit(self, model_version_id: int | None = None) -> dict:
+        version_id = check_version_id(model_version_id)
+
+        def query(cur) -> dict:
+            cur.execute("SELECT judged, not_digit, share FROM not_a_digit_of(%s)", (version_id,))
             return _as_dict(cur, cur.fetchone())
 
         return self._session.read(query)

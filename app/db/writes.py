@@ -29,10 +29,10 @@ log = logging.getLogger(__name__)
 INSERT = """
 INSERT INTO predictions (uuid, created_at, predicted_digit, confidence, probabilities,
                          true_label, labelled_at, image_png, raw_png, model_version,
-                         model_version_id, source, reading_id, reading_position)
+                         model_version_id, source, is_digit, reading_id, reading_position)
 VALUES (%(uuid)s, %(created_at)s, %(predicted_digit)s, %(confidence)s, %(probabilities)s::real[],
         %(true_label)s, %(labelled_at)s, %(image_png)s, %(raw_png)s, %(model_version)s,
-        %(model_version_id)s, %(source)s, %(reading_id)s, %(reading_position)s)
+        %(model_version_id)s, %(source)s, %(is_digit)s, %(reading_id)s, %(reading_position)s)
 ON CONFLICT (uuid) DO NOTHING
 """
 # Last writer wins by the client's clock, so replaying an old label never undoes a newer one.

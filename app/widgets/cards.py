@@ -4,8 +4,10 @@ that run a long job share (their button row, their progress)."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy,
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton, QSizePolicy,
                                QVBoxLayout, QWidget)
+
+from app.widgets.messages import message_box
 
 
 def card(title: str | None = None) -> tuple[QFrame, QVBoxLayout]:
@@ -58,9 +60,12 @@ def job_buttons(start: str, start_tip: str, cancel: str, close_tip: str
 
 class JobProgress(QWidget):
     """A long job's progress bar and the lines that say what it does (Model → Train…,
-    Improve with my corrections…)."""
+    Improve with my corrections…).  While the job runs the lines keep a fixed height (new
+    text never re-lays the dialog and its plots out); a problem is shown whole, selectable,
+    with its details behind "Details…" (``show_problem``)."""
 
     STEPS = 1000
+    LINES = 3
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -75,10 +80,25 @@ class JobProgress(QWidget):
         self.status = QLabel("Ready.")
         self.status.setObjectName("hint")
         self.status.setWordWrap(True)
-        # A fixed height: new text never re-lays the dialog (and its plots) out.
-        self.status.setFixedHeight(3 * self.status.fontMetrics().lineSpacing() + 4)
         self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._fixed_height()
         lay.addWidget(self.status)
+        self.details_button = QPushButton("Details…")
+        self.details_button.setToolTip("The technical details of the problem")
+        self.details_button.hide()
+        self.details_button.clicked.connect(self._show_details)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.details_button)
+        row.addStretch(1)
+        lay.addLayout(row)
+        self._details: str | None = None
+
+    def _fixed_height(self) -> None:
+        self.status.setMinimumHeight(0)
+        self.status.setFixedHeight(self.LINES * self.status.fontMetrics().lineSpacing() + 4)
+        self.status.setProperty("problem", False)
 
     def show_text(self, text: str) -> None:
         self.status.setText(text)
@@ -89,8 +109,45 @@ class JobProgress(QWidget):
             self.status.setText(text)
 
     def reset(self, text: str) -> None:
-        """Back to the start (a new run, a cancel, a failure)."""
+        """Back to the start (a new run, a cancel)."""
+        self._clear_problem()
         self.show_fraction(0.0, text)
 
     def finish(self, text: str) -> None:
+        self._clear_problem()
         self.show_fraction(1.0, text)
+
+    def show_problem(self, text: str, details: str | None = None) -> None:
+        """The job failed: ``text`` whole (the lines grow to hold it; the window grows by
+        as much, its plots keep their size), and ``details`` (or the ``details`` of an
+        app.viewmodels.Problem) behind "Details…"."""
+        if details is None:
+            details = getattr(text, "details", None)
+        window = self.window()
+        window_height = window.height()  # (a new minimum below may already grow the window)
+        before = self.status.height()
+        had_button = self.details_button.isVisible()
+        self.bar.setValue(0)
+        self.status.setText(str(text))
+        width = self.status.width()
+        needed = self.status.heightForWidth(width) if width > 0 else self.status.sizeHint().height()
+        self.status.setMaximumHeight(16777215)
+        self.status.setMinimumHeight(max(needed, 0))
+        self._details = details
+        self.details_button.setVisible(bool(details))
+        extra = max(0, needed - before)
+        if self.details_button.isVisible() and not had_button:
+            extra += self.details_button.sizeHint().height() + max(0, self.layout().spacing())
+        if window is not self and window.isVisible() and extra > 0:
+            window.resize(window.width(), max(window.height(), window_height + extra))
+
+    def _clear_problem(self) -> None:
+        if self._details is not None or self.details_button.isVisible():
+            self.details_button.hide()
+        self._details = None
+        self._fixed_height()
+
+    def _show_details(self) -> None:
+        if self._details:
+            box = message_box(self.window(), "Details", self._details, QMessageBox.Icon.Information)
+            box.show()

@@ -28,6 +28,17 @@ from app.widgets.prediction import PredictionPanel
 
 log = logging.getLogger(__name__)
 
+
+def panel_text(problem: str) -> str:
+    """A model problem as the prediction panel says it: the file by its name (a long path
+    does not wrap and would widen the panel; the message box names it in full), the
+    technical details left to the message box."""
+    path = getattr(problem, "path", None)
+    text = str(problem)
+    if path is not None:
+        text = text.replace(str(path), Path(path).name)
+    return text
+
 #: While a stroke is drawn, predict at most this often (ms).
 LIVE_INTERVAL_MS = 60
 
@@ -48,6 +59,7 @@ class DrawTab(QWidget):
         self.models = controller.models
         self.correction_dialog: CorrectionDialog | None = None
         self._explain = False
+        self._opening: str | None = None  # the name of the image file being read
         row = QHBoxLayout(self)
         row.setContentsMargins(12, 12, 12, 12)
         row.setSpacing(12)
@@ -111,13 +123,20 @@ class DrawTab(QWidget):
 
     def _show_prediction(self, r: PredictionResult) -> None:
         heat = r.heat if self._explain else None
-        self.panel.show_prediction(r.digit, r.confidence, r.probabilities, r.image, r.runner_up, heat)
+        self._show_result(r, heat)
         if heat is not None and r.heat_rect is not None:
             self.canvas.set_overlay(heat_overlay(heat), r.heat_rect)
         else:
             self.canvas.set_overlay(None)
         self.predictionShown.emit(r, time.perf_counter())
         self.changed.emit()
+
+    def _show_result(self, r: PredictionResult, heat) -> None:
+        """A digit, or "this doesn't look like a digit" with the best guess."""
+        if r.is_digit:
+            self.panel.show_prediction(r.digit, r.confidence, r.probabilities, r.image, r.runner_up, heat)
+        else:
+            self.panel.show_not_a_digit(r.digit, r.probabilities, r.image, heat)
 
     def set_explain(self, on: bool) -> None:
         """Why this digit? on or off."""
@@ -127,7 +146,7 @@ class DrawTab(QWidget):
             self.canvas.set_overlay(None)
             r = self.prediction.current_prediction
             if r is not None and self.prediction.has_prediction:
-                self.panel.show_prediction(r.digit, r.confidence, r.probabilities, r.image, r.runner_up)
+                self._show_result(r, None)
                 self.changed.emit()
         self.message.emit("Why this digit? on: warm pixels pushed the network towards its answer, blue ones "
                           "against it." if on else "Why this digit? off.", theme.NOTE_MS)
@@ -145,11 +164,14 @@ class DrawTab(QWidget):
         self.changed.emit()
 
     def open_image(self, path: str) -> None:
-        self.message.emit(f"Reading {Path(path).name}…", theme.ECHO_MS)
+        self._opening = Path(path).name
+        self.message.emit(f"Reading {self._opening}…", theme.ECHO_MS)
         self.controller.open_image(path)
 
     def _image_opened(self, rgba: np.ndarray, caption: str) -> None:
         self.canvas.show_image(rgba_image(rgba), caption)
+        # (replaces "Reading …"; a file that cannot be read gets its own message)
+        self.message.emit(f"Read {self._opening or caption}.", theme.NOTE_MS)
 
     # ---- feedback -------------------------------------------------------------------------------
     def clear(self) -> None:
@@ -222,5 +244,5 @@ class DrawTab(QWidget):
     def _model_failed(self, text: str) -> None:
         if not self.models.model_ready:
             self.canvas.set_placeholder("Draw a digit here\n(no model: Model → Train… or Load weights…)")
-            self.panel.show_error("No model", text)
+            self.panel.show_error("No model", panel_text(text))
         self.changed.emit()

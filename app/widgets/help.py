@@ -21,9 +21,13 @@ def keys_of(action: QAction) -> str:
     return ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts())
 
 
-def _table(rows: list[tuple[str, str]]) -> str:
+def table(rows: list[tuple[str, str]]) -> str:
+    """Rows of (name, value), both HTML, as a two-column table."""
     return "<table cellspacing=4>" + "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows) \
         + "</table>"
+
+
+_table = table
 
 
 def shortcuts_html(sections: list[tuple[str, list[QAction]]], group: list[QAction] | None = None,

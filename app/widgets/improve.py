@@ -28,6 +28,17 @@ def _points(delta: float) -> str:
     return text.replace("-", "−") + " points"
 
 
+def delta_colour(delta: float, allowed: float) -> str:
+    """Green only for a gain; a loss the keep rule tolerates (``allowed``: the largest
+    drop it accepts, ≤ 0) in neutral grey; a loss beyond it (or no gain where one is
+    required, ``allowed`` 0) in red."""
+    if delta >= 0.005:
+        return theme.GOOD
+    if delta > -0.005 and allowed < 0:
+        return theme.MUTED  # (shown as ±0.00)
+    return theme.MUTED if allowed < 0 and delta >= allowed else theme.BAD
+
+
 class ImproveDialog(QDialog):
     startRequested = Signal()
     cancelRequested = Signal()
@@ -187,8 +198,7 @@ class ImproveDialog(QDialog):
             a.setText(f"{after:.2f} %" if key == "mnist" else f"{after:.1f} %")
             delta = after - before
             d.setText(_points(delta))
-            ok = delta > allowed if key == "user" else delta >= allowed
-            d.setStyleSheet(f"color: {theme.GOOD if ok else theme.BAD}; font-weight: 600;")
+            d.setStyleSheet(f"color: {delta_colour(delta, allowed)}; font-weight: 600;")
         if r.kept:
             version = f" (version #{r.version_id})" if r.version_id is not None else ""
             text = (f"<b>✓ Kept.</b> The improved model{version} is in use now; "
@@ -206,7 +216,7 @@ class ImproveDialog(QDialog):
 
     def improve_failed(self, text: str) -> None:
         self._set_running(False)
-        self.job.reset(text)
+        self.job.show_problem(text)
 
     def improve_cancelled(self, text: str = "Cancelled. The current model stays in use.") -> None:
         self._set_running(False)

@@ -19,6 +19,7 @@ from app.controllers import Controller
 from app.widgets import help, theme
 from app.widgets.canvas import DEFAULT_BRUSH
 from app.widgets.draw_tab import DrawTab
+from app.widgets.messages import message_box
 from app.widgets.model_dialogs import ModelDialogs
 from app.widgets.stats_page import StatsPage
 from app.widgets.status_bar import StatusBar
@@ -81,6 +82,9 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(QIcon(str(paths.resources_dir() / "icons" / "app.svg")))
         self.setObjectName("mainWindow")
         self._closing = False
+        self._quit_confirmed = False
+        #: The "Quit while training runs?" question while it is open.
+        self.quit_question: QMessageBox | None = None
         self._first_paint_done = False
         self.draw = DrawTab(controller)
         self.canvas, self.panel = self.draw.canvas, self.draw.panel
@@ -110,7 +114,7 @@ class MainWindow(QMainWindow):
         return a
 
     def _build_actions(self) -> None:
-        K, d, m = QKeySequence.StandardKey, self.draw, self.controller.models
+        K, d = QKeySequence.StandardKey, self.draw
         on_draw = self._on_draw
         self.act_open = self._action("&Open image…", self._open_image, K.Open, "open",
                                      "Predict the digit in an image file")
@@ -136,9 +140,8 @@ class MainWindow(QMainWindow):
                                       "Train a new model on MNIST")
         self.act_load = self._action("&Load weights…", self._load_weights, "Ctrl+L", "model",
                                      "Use another weights file (.pth)")
-        self.act_about_model = self._action("&About this model", lambda: self._box(
-            "About this model", help.model_html(m.model_info, m.model_version_id), QMessageBox.Icon.Information),
-            "Ctrl+I", "info", "Architecture, accuracy and date of the model in use")
+        self.act_about_model = self._action("&About this model", self.dialogs.show_about_model, "Ctrl+I", "info",
+                                            "Architecture, accuracy, date and calibration of the model in use")
         self.act_improve = self._action("&Improve with my corrections…", self.dialogs.show_improve, "Ctrl+Shift+I",
                                         "improve", "Fine-tune the model on the drawings you labelled; "
                                         "it is kept only if it gets better")
@@ -232,7 +235,7 @@ class MainWindow(QMainWindow):
         self.stats_page.warning.connect(self._warn)
         self.stats_page.compareRequested.connect(self.dialogs.compare_in_use)
         c.models.mlReady.connect(lambda _info: self._update_actions())
-        c.models.modelFailed.connect(lambda text: self._warn("The model could not be loaded", text))
+        c.models.modelFailed.connect(self._model_failed)
         c.models.versionSwitchFailed.connect(lambda text: self._warn("Cannot switch the model version", text))
         c.notify.connect(lambda text: say(text, theme.NOTE_MS))
         c.problem.connect(self._warn)
@@ -334,7 +337,30 @@ class MainWindow(QMainWindow):
         self.say(f"{title}.", theme.RESULT_MS)
         if self._closing:
             return
-        self._open_box(QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self))
+        self._open_box(message_box(self, title, text))
+
+    def _model_failed(self, problem) -> None:
+        """The weights did not load: say why, whole, and offer the ways back: the shipped
+        model, another file."""
+        title = "The model could not be loaded"
+        log.warning("%s: %s", title, problem)
+        self.say(f"{title}.", theme.RESULT_MS)
+        if self._closing:
+            return
+        box = message_box(self, title, problem)
+        models = self.controller.models
+        shipped_path = models.shipped_model_for(getattr(problem, "path", None))
+        if shipped_path is not None:
+            shipped = box.addButton("Use the shipped model", QMessageBox.ButtonRole.AcceptRole)
+            shipped.setToolTip(str(shipped_path))
+            shipped.clicked.connect(lambda: models.use_shipped_model(shipped_path))
+            box.setDefaultButton(shipped)
+        other = box.addButton("Load weights…", QMessageBox.ButtonRole.ActionRole)
+        other.clicked.connect(self._load_weights)
+        close = box.button(QMessageBox.StandardButton.Ok)
+        close.setText("Close")
+        box.setEscapeButton(close)
+        self._open_box(box)
 
     def _show_shortcuts(self) -> None:
         sections = [(menu.title(), menu.actions()) for menu in (a.menu() for a in self.menuBar().actions()) if menu]
@@ -344,7 +370,43 @@ class MainWindow(QMainWindow):
             sections, self._digit_actions, mouse="Right mouse button or the stylus's eraser: erase."))
 
     # ==== closing ===================================================================================
+    def quit_without_asking(self) -> None:
+        """Close now, whatever runs (a signal to stop, the application quitting)."""
+        self._quit_confirmed = True
+        self.close()
+
+    def _ask_before_quitting(self) -> bool:
+        """While training or improving runs, ask first (it would be lost).  True: the
+        question is open, the window stays."""
+        learning = self.controller.learning
+        if not learning.busy or self._quit_confirmed or self._closing:
+            return False
+        if self.quit_question is not None:
+            self.quit_question.raise_()
+            return True
+        what = "Improving the model" if learning.improve_running else "A training run"
+        box = message_box(self, "Quit while training runs?",
+                          f"{what} is still running. If you quit now, it is lost: nothing it has learnt is "
+                          f"kept, and the model in use stays as it is.\n\nQuit anyway, or keep the app open "
+                          f"until it has finished?", QMessageBox.Icon.Question,
+                          buttons=QMessageBox.StandardButton.NoButton)
+        quit_button = box.addButton("Quit and lose the training", QMessageBox.ButtonRole.DestructiveRole)
+        stay = box.addButton("Keep running", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(stay)
+        box.setEscapeButton(stay)
+        quit_button.clicked.connect(self.quit_without_asking)
+        box.destroyed.connect(self._quit_question_closed)
+        self.quit_question = box
+        self._open_box(box)
+        return True
+
+    def _quit_question_closed(self) -> None:
+        self.quit_question = None
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self._ask_before_quitting():
+            event.ignore()
+            return
         if not self._closing:
             self._closing = True
             self._save_state()

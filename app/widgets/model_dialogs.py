@@ -1,5 +1,5 @@
-"""The Model menu's windows: Train…, Improve with my corrections…, Versions… and the
-comparison of two versions; and the status bar's progress bar that shows a training or
+"""The Model menu's windows: Train…, Improve with my corrections…, Versions…, the
+comparison of two versions and About this model; and the status bar's progress bar that shows a training or
 improving run while its window is hidden.
 
 Each window is built on first use (``get``) and kept; ``show`` brings it to the front.
@@ -12,14 +12,16 @@ import logging
 from typing import Callable, TypeVar
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QDialog, QProgressBar, QWidget
+from PySide6.QtWidgets import QDialog, QMessageBox, QProgressBar, QWidget
 
 from app.controllers import Controller
-from app.viewmodels import ImproveResult, TrainingOutcome, VersionRow
+from app.viewmodels import ImproveResult, TrainingChoice, TrainingOutcome, VersionRow
 from app.widgets import theme
+from app.widgets.about_model import AboutModelDialog
 from app.widgets.cards import JobProgress
 from app.widgets.compare import CompareDialog
 from app.widgets.improve import ImproveDialog
+from app.widgets.messages import message_box
 from app.widgets.training import TrainingDialog, format_duration
 from app.widgets.versions import VersionsDialog
 
@@ -31,6 +33,12 @@ TRAINING_FORMAT = "training %p %"
 TRAINING_TIP = "Training runs; Model → Train… shows it"
 IMPROVING_FORMAT = "improving %p %"
 IMPROVING_TIP = "Improving the model; Model → Improve with my corrections… shows it"
+
+
+def choice_texts(choice: TrainingChoice) -> tuple[str, str]:
+    """The two accuracies as the question says them: ("98.94 %", "99.40 %")."""
+    current = "not measured" if choice.current_accuracy is None else f"{choice.current_accuracy:.2f} %"
+    return f"{choice.new_accuracy:.2f} %", current
 
 
 class ModelDialogs(QObject):
@@ -46,8 +54,11 @@ class ModelDialogs(QObject):
         self._dialogs: dict[type, QDialog] = {}
         self._makers: dict[type, Callable[[], QDialog]] = {
             TrainingDialog: self._make_training, ImproveDialog: self._make_improve,
-            VersionsDialog: self._make_versions, CompareDialog: self._make_compare}
+            VersionsDialog: self._make_versions, CompareDialog: self._make_compare,
+            AboutModelDialog: lambda: AboutModelDialog(self._window)}
         self._compare_wanted: tuple | None = None  # the pair to compare once the versions are read
+        #: "Use the new model or keep the current one?" while it is open.
+        self.training_question: QMessageBox | None = None
         #: In the status bar: the run's progress while its window is hidden.
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, JobProgress.STEPS)
@@ -104,7 +115,9 @@ class ModelDialogs(QObject):
         lr.trainingStarted.connect(self._training_started)
         lr.trainingStatus.connect(self._training_status)
         lr.trainingProgress.connect(self._training_progress)
+        lr.trainingChoice.connect(self._training_choice)
         lr.trainingFinished.connect(self._training_finished)
+        lr.trainingDeclined.connect(self._training_declined)
         lr.trainingFailed.connect(self._training_failed)
         lr.trainingCancelled.connect(self._training_cancelled)
         lr.labelledCount.connect(lambda n, needed: self.get(ImproveDialog).set_count(n, needed))
@@ -118,6 +131,7 @@ class ModelDialogs(QObject):
         m.versionsFailed.connect(lambda text: self.get(VersionsDialog).show_error(text))
         m.versionSwitchFailed.connect(self._version_switch_failed)
         m.modelVersion.connect(self._model_version)
+        m.modelReady.connect(lambda _info: self._refresh_about())
         m.comparisonReady.connect(lambda result: self.get(CompareDialog).show_comparison(result))
         m.comparisonFailed.connect(lambda text: self.get(CompareDialog).show_error(text))
 
@@ -154,6 +168,44 @@ class ModelDialogs(QObject):
         self.get(TrainingDialog).show_progress(p)
         self.progress_bar.setValue(int(p.fraction * JobProgress.STEPS))
         self.progress_bar.setToolTip(f"Training: epoch {p.epoch}/{p.epochs}, about {format_duration(p.eta)} left")
+
+    def _training_choice(self, choice: TrainingChoice) -> None:
+        """Training finished: ask which model to use, the better one as the default."""
+        self._bar_done()
+        new, current = choice_texts(choice)
+        measured = (f"Both measured on the same {choice.test_images:,} MNIST test images".replace(",", " ")
+                    if choice.current_accuracy is not None else
+                    "The model in use could not be measured on the same test images (see the log)")
+        self.get(TrainingDialog).training_choice(
+            f"Done in {format_duration(choice.seconds)}: test accuracy {choice.new_accuracy:.2f} %. "
+            f"Choose which model to use.\nSaved to {choice.path}")
+        self._close_training_question()
+        box = message_box(self._window, "Use the new model?",
+                          f"Use the new model ({new}) or keep the current one ({current})?\n\n"
+                          f"{measured}. The model in use: {choice.current_summary}. The new weights "
+                          f"are saved in {choice.path} either way (Model → Load weights… opens them later).",
+                          QMessageBox.Icon.Question, buttons=QMessageBox.StandardButton.NoButton)
+        use = box.addButton(f"Use the new model ({new})", QMessageBox.ButtonRole.AcceptRole)
+        keep = box.addButton(f"Keep the current one ({current})", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(use if choice.new_is_better else keep)
+        box.setEscapeButton(keep)
+        use.clicked.connect(lambda: self.learning.choose(True))
+        keep.clicked.connect(lambda: self.learning.choose(False))
+        box.destroyed.connect(self._training_question_closed)
+        self.training_question = box
+        box.show()
+        box.raise_()
+
+    def _close_training_question(self) -> None:
+        if self.training_question is not None:
+            self.training_question.close()
+
+    def _training_question_closed(self) -> None:
+        self.training_question = None
+
+    def _training_declined(self, choice: TrainingChoice) -> None:
+        self.get(TrainingDialog).training_declined(
+            f"Kept the current model ({choice_texts(choice)[1]}). The new weights are saved in {choice.path}.")
 
     def _training_finished(self, outcome: TrainingOutcome) -> None:
         self._bar_done()
@@ -206,6 +258,17 @@ class ModelDialogs(QObject):
         self.get(ImproveDialog).improve_cancelled()
         self.message.emit("Improving cancelled; the model is unchanged.", theme.NOTE_MS)
 
+    # ---- Model → About this model ------------------------------------------------------------------
+    def show_about_model(self) -> AboutModelDialog:
+        dialog = self.get(AboutModelDialog)
+        dialog.show_model(self.models.model_info, self.models.model_version_id)
+        return self.show(AboutModelDialog)
+
+    def _refresh_about(self) -> None:
+        dialog = self.built(AboutModelDialog)
+        if dialog is not None and dialog.isVisible():
+            dialog.show_model(self.models.model_info, self.models.model_version_id)
+
     # ---- Model → Versions…, and comparing two ------------------------------------------------------------
     def show_versions(self) -> None:
         self.get(VersionsDialog).show_error("Reading the versions…")
@@ -228,6 +291,7 @@ class ModelDialogs(QObject):
             versions.show_error(text.split("\n\n")[0])
 
     def _model_version(self, version_id) -> None:
+        self._refresh_about()
         versions = self.built(VersionsDialog)
         if versions is not None and versions.isVisible():
             self.models.refresh_versions()

@@ -1,6 +1,10 @@
 """The live prediction panel: the big digit, its confidence and the second-best guess, the
 ten bars, the 28x28 input (with the "Why this digit?" heat map when asked), and the
-feedback buttons.  It shows what it is told and emits what the user clicks."""
+feedback buttons.  It shows what it is told and emits what the user clicks.
+
+A drawing the model does not take for a digit (a letter, a scribble) gets its own state,
+``show_not_a_digit``: "This doesn't look like a digit", with the best guess small.  ✓
+then means "it is the digit shown" (the button says so), ✗ Wrong… picks another."""
 
 from __future__ import annotations
 
@@ -15,9 +19,14 @@ from app.widgets import theme
 from app.widgets.cards import card
 from app.widgets.charts import PixelImage, ProbabilityChart
 
+CORRECT_TEXT = "✓ Correct"
+CORRECT_TIP = "The prediction is right: save this drawing with its label and start a new one (Enter)"
+DIGIT_TIP = "The digit the network reads in your drawing"
+
 
 class PredictionPanel(QWidget):
-    """States: loading (model not ready), idle (nothing drawn), working, result, error."""
+    """States: loading (model not ready), idle (nothing drawn), result, notdigit (a
+    drawing that does not look like a digit), error."""
 
     correctClicked = Signal()
     wrongClicked = Signal()
@@ -35,7 +44,7 @@ class PredictionPanel(QWidget):
         self.digit_label.setObjectName("bigDigit")
         self.digit_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.digit_label.setMinimumWidth(110)
-        self.digit_label.setToolTip("The digit the network reads in your drawing")
+        self.digit_label.setToolTip(DIGIT_TIP)
         row.addWidget(self.digit_label)
         text_col = QVBoxLayout()
         text_col.setSpacing(2)
@@ -77,10 +86,9 @@ class PredictionPanel(QWidget):
         top_lay.addLayout(row)
 
         buttons = QHBoxLayout()
-        self.correct_button = QPushButton("✓ Correct")
+        self.correct_button = QPushButton(CORRECT_TEXT)
         self.correct_button.setObjectName("correctButton")
-        self.correct_button.setToolTip("The prediction is right: save this drawing with its "
-                                       "label and start a new one (Enter)")
+        self.correct_button.setToolTip(CORRECT_TIP)
         self.wrong_button = QPushButton("✗ Wrong…")
         self.wrong_button.setObjectName("wrongButton")
         self.wrong_button.setToolTip("The prediction is wrong: tell which digit you drew (W)")
@@ -113,14 +121,26 @@ class PredictionPanel(QWidget):
         return self._digit
 
     def _set_state(self, state: str, feedback: bool) -> None:
-        look = "result" if state == "result" else "idle"
+        look = {"result": "result", "notdigit": "guess"}.get(state, "idle")
         if self.digit_label.property("state") != look:  # (restyling costs a millisecond: only on a change)
             self.digit_label.setProperty("state", look)
             self.digit_label.style().unpolish(self.digit_label)
             self.digit_label.style().polish(self.digit_label)
+        if state != "notdigit" and self._state == "notdigit":
+            self._set_correct_text(None)
         self._state = state
         self.correct_button.setEnabled(feedback)
         self.wrong_button.setEnabled(feedback)
+
+    def _set_correct_text(self, guess: int | None) -> None:
+        """✓ says what it saves: "✓ Correct", or "✓ It is a 7" when the reading is only a guess."""
+        if guess is None:
+            self.correct_button.setText(CORRECT_TEXT)
+            self.correct_button.setToolTip(CORRECT_TIP)
+        else:
+            self.correct_button.setText(f"✓ It is a {guess}")
+            self.correct_button.setToolTip(f"Save this drawing as a {guess}, the best guess shown, and start "
+                                           f"a new one (Enter)")
 
     def _clear_result(self) -> None:
         self.runner_up_label.setText("")
@@ -158,6 +178,7 @@ class PredictionPanel(QWidget):
         self._set_state("idle", False)
 
     def show_error(self, title: str, text: str) -> None:
+        """``text``: a sentence or two (the full story goes in a message box)."""
         self._digit = None
         self.digit_label.setText("?")
         self.confidence_label.setText(title)
@@ -170,7 +191,8 @@ class PredictionPanel(QWidget):
         """``heat``: the "Why this digit?" map (28x28 in [-1, 1]) to lay over the input."""
         self._digit = int(digit)
         self.digit_label.setText(str(digit))
-        self.confidence_label.setText(f"{confidence * 100:.1f} % sure")
+        self.digit_label.setToolTip(DIGIT_TIP)
+        self.confidence_label.setText(f"{format_sure(confidence)} sure")
         if runner_up is None:
             order = np.argsort(np.asarray(probabilities))[::-1]
             runner_up = (int(order[1]), float(probabilities[order[1]]))
@@ -188,9 +210,34 @@ class PredictionPanel(QWidget):
         self._set_caption(digit if self.input_view.heat is not None else None)
         self._set_state("result", True)
 
+    def show_not_a_digit(self, guess: int, probabilities, image: np.ndarray | None,
+                         heat: np.ndarray | None = None) -> None:
+        """The drawing does not look like a digit: say so, with the best guess (and its
+        probability) small; the bars and the network input stay."""
+        self._digit = int(guess)
+        probability = float(np.asarray(probabilities, dtype=float)[guess])
+        self.digit_label.setText(str(guess))
+        self.digit_label.setToolTip("The network's best guess, though the drawing does not look like a digit")
+        self.confidence_label.setText("This doesn't look like a digit")
+        self.runner_up_label.setText(f"Best guess: <b>{guess}</b> · {html.escape(format_share(probability))}")
+        self.runner_up_label.show()
+        self.detail_label.setText("Another digit? Use ✗ Wrong…")
+        self.chart.set_probabilities(probabilities, guess)
+        self.input_view.set_array(image, heat)
+        self._set_caption(guess if self.input_view.heat is not None else None)
+        self._set_state("notdigit", True)
+        self._set_correct_text(guess)
+
     def set_feedback_enabled(self, enabled: bool) -> None:
         self.correct_button.setEnabled(enabled)
         self.wrong_button.setEnabled(enabled)
+
+
+def format_sure(p: float) -> str:
+    """A confidence for people: "87.3 %", and "> 99.9 %" rather than a "100.0 %" no
+    calibrated model can mean."""
+    percent = float(p) * 100
+    return "> 99.9 %" if percent >= 99.95 else f"{percent:.1f} %"
 
 
 def format_share(p: float) -> str:

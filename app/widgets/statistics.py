@@ -22,6 +22,60 @@ from app.widgets.cards import card, stat_tile
 from app.widgets.charts import grey_image, plain_plot
 
 NO_LABEL = "—"
+#: The history's thumbnails (the 28x28 network input, at its own size) and rows.
+THUMB = 28
+ROW_HEIGHT = 34
+
+
+def short_time(when: dt.datetime, now: dt.datetime | None = None) -> str:
+    """"14:05" today, "3 Dec 14:05" this year, "3 Dec 2025" before."""
+    local = when.astimezone()
+    now = (now or dt.datetime.now(dt.timezone.utc)).astimezone()
+    if local.date() == now.date():
+        return f"{local:%H:%M}"
+    if local.year == now.year:
+        return f"{local.day} {local:%b %H:%M}"
+    return f"{local.day} {local:%b %Y}"
+
+
+def day_label(day: dt.date, with_year: bool = False) -> str:
+    """"3 Dec" (or "3 Dec 2025"): a day with its month, never a bare "03"."""
+    return f"{day.day} {day:%b}" + (f" {day:%Y}" if with_year else "")
+
+
+class DayAxis(pg.AxisItem):
+    """A time axis of whole days: ticks at noon (where the days' points are), labelled
+    with day and month; a step of 1, 2, 7, 14, 30… days so that labels do not crowd."""
+
+    STEPS = (1, 2, 7, 14, 30, 61, 91, 182, 365)
+    LABEL_PX = 70  # room one label needs
+
+    def __init__(self):
+        super().__init__("bottom")
+
+    def tickValues(self, minVal, maxVal, size):
+        if not (np.isfinite(minVal) and np.isfinite(maxVal)) or maxVal <= minVal:
+            return []
+        days = (maxVal - minVal) / 86400
+        room = max(1, int(size // self.LABEL_PX))
+        step = next((s for s in self.STEPS if days / s <= room), self.STEPS[-1])
+        first = dt.date.fromtimestamp(max(minVal, 0))
+        values = []
+        day = first
+        while True:
+            t = dt.datetime(day.year, day.month, day.day, 12).timestamp()
+            if t > maxVal:
+                break
+            if t >= minVal:
+                values.append(t)
+            day += dt.timedelta(days=step)
+        return [(step * 86400.0, values)]
+
+    def tickStrings(self, values, scale, spacing):
+        days = [dt.date.fromtimestamp(v) for v in values]
+        years = {d.year for d in days}
+        with_year = len(years) > 1 or (years and years != {dt.date.today().year})
+        return [day_label(d, bool(with_year)) for d in days]
 
 
 # ---- the history table -----------------------------------------------------------------------
@@ -65,7 +119,7 @@ class HistoryModel(QAbstractTableModel):
         if item.image is None:
             return None
         if item.uuid not in self._pixmaps:
-            img = grey_image(item.image).scaled(42, 42, Qt.AspectRatioMode.KeepAspectRatio,
+            img = grey_image(item.image).scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
                                                 Qt.TransformationMode.FastTransformation)
             self._pixmaps[item.uuid] = QPixmap.fromImage(img)
         return self._pixmaps[item.uuid]
@@ -79,13 +133,13 @@ class HistoryModel(QAbstractTableModel):
             return self._pixmap(item)
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 1:
-                return str(item.predicted)
+                return str(item.predicted) if item.is_digit is not False else f"{item.predicted}?"
             if col == 2:
                 return f"{item.confidence * 100:.1f} %"
             if col == 3:
                 return NO_LABEL if item.true_label is None else str(item.true_label)
             if col == 4:
-                return item.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+                return short_time(item.created_at)
             if col == 5:
                 return NO_LABEL if item.model_version_id is None else f"#{item.model_version_id}"
         if role == Qt.ItemDataRole.EditRole and col == 3:
@@ -94,9 +148,15 @@ class HistoryModel(QAbstractTableModel):
             return int(Qt.AlignmentFlag.AlignCenter)
         if role == Qt.ItemDataRole.ForegroundRole and col == 3 and item.true_label is not None:
             return QColor(theme.GOOD if item.true_label == item.predicted else theme.BAD)
+        if role == Qt.ItemDataRole.ForegroundRole and col == 1 and item.is_digit is False:
+            return QColor(theme.MUTED)
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == 3:
                 return "Double-click to correct the true label"
+            if col == 1 and item.is_digit is False:
+                return f"It did not look like a digit; the best guess was {item.predicted}"
+            if col == 4:
+                return item.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
             version = f"version #{item.model_version_id}" if item.model_version_id else "no recorded version"
             return f"{item.source}, model {item.model_version or '?'} ({version})\n{item.uuid}"
         return None
@@ -172,7 +232,7 @@ class ConfusionMatrix(pg.PlotWidget):
                 self._texts.append(text)
         self.counts = np.zeros((10, 10), dtype=int)
         self.set_counts(self.counts)
-        self.setMinimumSize(200, 180)
+        self.setMinimumSize(200, 150)
         self.setToolTip("How often each true digit (row) was read as each digit (column); "
                         "the diagonal is right")
 
@@ -237,16 +297,30 @@ class StatisticsTab(QWidget):
         bar.addWidget(self.refresh_button)
         outer.addLayout(bar)
 
+        # What went wrong reading the statistics, whole and selectable (hidden when all is well).
+        self.problem_label = QLabel("")
+        self.problem_label.setObjectName("problemBanner")
+        self.problem_label.setWordWrap(True)
+        self.problem_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problem_label.hide()
+        outer.addWidget(self.problem_label)
+
         tiles = QHBoxLayout()
         tiles.setSpacing(10)
         acc_card, self.accuracy_value, self.accuracy_caption = stat_tile("Accuracy")
         acc_card.setToolTip("Share of the labelled predictions whose prediction was right")
         total_card, self.total_value, self.total_caption = stat_tile("Predictions")
         confused_card, self.confused_value, self.confused_caption = stat_tile("Most confused")
-        for c in (acc_card, total_card, confused_card):
+        not_digit_card, self.not_digit_value, self.not_digit_caption = stat_tile("Not a digit")
+        not_digit_card.setToolTip("How often a drawing did not look like a digit to the model (a letter, a "
+                                  "scribble): of the drawings judged since the app judges them")
+        for c in (acc_card, total_card, confused_card, not_digit_card):
             tiles.addWidget(c, 1)
         outer.addLayout(tiles)
 
+        # Charts on the left, the history on the right: both get the window's height.
+        body = QHBoxLayout()
+        body.setSpacing(10)
         charts = QGridLayout()
         charts.setSpacing(10)
         digit_card, digit_lay = card("Accuracy per digit")
@@ -271,19 +345,23 @@ class StatisticsTab(QWidget):
         charts.addWidget(conf_card, 0, 1)
 
         time_card, time_lay = card("Accuracy over time")
-        self.time_plot = plain_plot(axisItems={"bottom": pg.DateAxisItem()})
+        self.day_axis = DayAxis()
+        self.time_plot = plain_plot(axisItems={"bottom": self.day_axis})
         self.time_plot.setYRange(-5, 110, padding=0)
         self.time_plot.getAxis("left").setWidth(44)
         self.time_plot.getAxis("left").setTicks([[(0, "0"), (50, "50"), (100, "100 %")]])
         self.time_plot.showGrid(y=True, alpha=0.15)
         self.time_curve = self.time_plot.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2), symbol="o",
                                               symbolSize=7, symbolBrush=theme.ACCENT)
+        self.time_empty = pg.TextItem("no labelled drawings yet", color=theme.MUTED, anchor=(0.5, 0.5))
+        self.time_plot.addItem(self.time_empty)
         self.time_plot.setToolTip("Accuracy of the labelled predictions, per day")
+        self._show_days([])
         time_lay.addWidget(self.time_plot)
-        charts.addWidget(time_card, 0, 2)
-        for c in range(3):
-            charts.setColumnStretch(c, 1)
-        outer.addLayout(charts, 3)
+        charts.addWidget(time_card, 1, 0, 1, 2)
+        charts.setRowStretch(0, 3)
+        charts.setRowStretch(1, 2)
+        body.addLayout(charts, 11)
 
         hist_card, hist_lay = card("Recent predictions")
         self.model = HistoryModel(self)
@@ -297,16 +375,17 @@ class StatisticsTab(QWidget):
                                    | QAbstractItemView.EditTrigger.SelectedClicked
                                    | QAbstractItemView.EditTrigger.EditKeyPressed)
         self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(46)
-        self.table.setIconSize(QSize(42, 42))
+        self.table.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
+        self.table.setIconSize(QSize(THUMB, THUMB))
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
-        header.setSectionResizeMode(5, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setColumnWidth(0, 60)
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.table.setColumnWidth(0, 56)
         self.table.setToolTip("Double-click a true label to correct it")
         hist_lay.addWidget(self.table)
-        outer.addWidget(hist_card, 4)
+        body.addWidget(hist_card, 9)
+        outer.addLayout(body, 1)
         self.snapshot: StatsSnapshot | None = None
 
     # ---- told by the controller ------------------------------------------------------------
@@ -316,8 +395,37 @@ class StatisticsTab(QWidget):
             self.state_label.setText("Reading the database…")
 
     def show_error(self, text: str) -> None:
+        """The statistics could not be read: the whole message, above the numbers (which
+        stay as they were)."""
         self.refresh_button.setEnabled(True)
-        self.state_label.setText(text)
+        self.state_label.setText("Not updated")
+        self.problem_label.setText(text)
+        self.problem_label.show()
+
+    def _show_days(self, xs: list[float], ys: list[float] | None = None) -> None:
+        """The accuracy per day; with no day yet, a week around today (not an axis of
+        seconds since 1970) and a note."""
+        self.time_curve.setData(xs, ys or [])
+        pad = 86400 * 1.5
+        if xs:
+            lo, hi = min(xs) - pad, max(xs) + pad
+        else:
+            today = dt.date.today()
+            noon = dt.datetime(today.year, today.month, today.day, 12).timestamp()
+            lo, hi = noon - 3 * 86400 - pad / 3, noon + 3 * 86400 + pad / 3
+        self.time_plot.setXRange(lo, hi, padding=0)
+        self.time_empty.setVisible(not xs)
+        self.time_empty.setPos((lo + hi) / 2, 50)
+
+    def _show_not_a_digit(self, s: StatsSnapshot) -> None:
+        if s.judged == 0:
+            self.not_digit_value.setText("–")
+            self.not_digit_caption.setText("No drawing judged yet")
+            return
+        share = s.not_digit / s.judged
+        self.not_digit_value.setText(f"{share * 100:.1f} %")
+        self.not_digit_caption.setText(f"{s.not_digit} of {s.judged} drawing{'s' if s.judged != 1 else ''} did "
+                                       f"not look like a digit")
 
     def _version_activated(self, index: int) -> None:
         self.versionChosen.emit(self.version_combo.itemData(index))
@@ -348,6 +456,7 @@ class StatisticsTab(QWidget):
     def show_stats(self, s: StatsSnapshot) -> None:
         self.snapshot = s
         self.refresh_button.setEnabled(True)
+        self.problem_label.hide()
         self._set_versions(s.versions, s.version_id)
         self.state_label.setText(f"Updated {dt.datetime.now().strftime('%H:%M:%S')}")
         if s.accuracy is None:
@@ -384,10 +493,8 @@ class StatisticsTab(QWidget):
             d = day["day"]
             xs.append(dt.datetime(d.year, d.month, d.day, 12).timestamp())
             ys.append(float(day["accuracy"]) * 100)
-        self.time_curve.setData(xs, ys)
-        if xs:
-            pad = 86400 * 1.5
-            self.time_plot.setXRange(min(xs) - pad, max(xs) + pad, padding=0)
+        self._show_days(xs, ys)
+        self._show_not_a_digit(s)
         self.model.set_rows(s.recent)
 
     def row_count(self) -> int:

@@ -3,7 +3,9 @@
 The dialog only shows and asks: ``startRequested(dict)`` with the chosen settings (the
 keyword arguments of ``app.ml.train.TrainConfig``) and ``cancelRequested``; the
 controller runs the training and calls ``training_started`` / ``show_progress`` /
-``training_finished`` / ``training_failed`` / ``training_cancelled``.  Closing the dialog
+``training_choice`` (the run finished: which model to keep is asked) /
+``training_finished`` / ``training_declined`` / ``training_failed`` /
+``training_cancelled``.  Closing the dialog
 while training runs only hides it; the run goes on (the status bar shows it).
 
 The recipes are ``app.ml.train.PRESETS`` as the controller hands them over
@@ -61,6 +63,38 @@ def _step_up(value: float) -> float:
     return 10.0 ** (exp + 1)
 
 
+#: The train curves' window: the last fifth of an epoch's batches.
+RECENT_SHARE = 0.2
+
+
+class RecentMeans:
+    """The loss and accuracy over the last batches, from the running means of an epoch
+    that training reports (``TrainProgress.loss``/``accuracy``, restarting each epoch):
+    the running mean times the batches seen is the sum so far, and two sums give the
+    mean of the batches between two reports.  The window spans epoch boundaries."""
+
+    def __init__(self, share: float = RECENT_SHARE):
+        self.share = share
+        self._last: tuple[int, int, float, float] | None = None  # epoch, batch, loss sum, accuracy sum
+        self._parts: list[tuple[int, float, float]] = []  # (batches, loss sum, accuracy sum), oldest first
+
+    def add(self, p) -> tuple[float, float]:
+        """The means over the window after report ``p``."""
+        seen, loss_sum, acc_sum = 0, 0.0, 0.0
+        if self._last is not None and self._last[0] == p.epoch and self._last[1] < p.batch:
+            _, seen, loss_sum, acc_sum = self._last
+        n = p.batch - seen
+        if n <= 0:  # (a repeated report)
+            n, seen, loss_sum, acc_sum = p.batch, 0, 0.0, 0.0
+        self._parts.append((n, p.loss * p.batch - loss_sum, p.accuracy * p.batch - acc_sum))
+        self._last = (p.epoch, p.batch, p.loss * p.batch, p.accuracy * p.batch)
+        window = max(1, round(self.share * p.batches))
+        while len(self._parts) > 1 and sum(part[0] for part in self._parts[1:]) >= window:
+            self._parts.pop(0)
+        total = sum(part[0] for part in self._parts)
+        return (sum(part[1] for part in self._parts) / total, sum(part[2] for part in self._parts) / total)
+
+
 class TrainingDialog(QDialog):
     startRequested = Signal(dict)
     cancelRequested = Signal()
@@ -76,8 +110,8 @@ class TrainingDialog(QDialog):
         lay.setSpacing(10)
 
         intro = QLabel("Train the network on the 60 000 MNIST training images. When it "
-                       "finishes, the new model replaces the current one at once; cancel "
-                       "and the current one stays.")
+                       "finishes, both models are measured on the same test images and you "
+                       "choose which to use; cancel and the current one stays.")
         intro.setWordWrap(True)
         intro.setObjectName("hint")
         lay.addWidget(intro)
@@ -218,6 +252,7 @@ class TrainingDialog(QDialog):
         return self._running
 
     def _reset_curves(self) -> None:
+        self._recent = RecentMeans()
         self._x, self._loss, self._acc = [], [], []
         self._ex, self._test_loss, self._test_acc = [], [], []
         for c in (self.loss_curve, self.test_loss_curve, self.acc_curve, self.test_acc_curve):
@@ -246,11 +281,15 @@ class TrainingDialog(QDialog):
         self.job.show_text(text)
 
     def show_progress(self, p) -> None:
-        """``p``: an app.ml.train.TrainProgress."""
+        """``p``: an app.ml.train.TrainProgress.  The train curves show the loss and the
+        accuracy over the last RECENT_SHARE of an epoch's batches, epoch boundaries or not
+        (the running means ``p`` carries restart at each epoch: plotted as they are, the
+        curves jump there)."""
         x = p.epoch - 1 + p.batch / p.batches
+        loss, acc = self._recent.add(p)
         self._x.append(x)
-        self._loss.append(p.loss)
-        self._acc.append(p.accuracy)
+        self._loss.append(loss)
+        self._acc.append(acc)
         self.loss_curve.setData(self._x, self._loss)
         self.acc_curve.setData(self._x, self._acc)
         if p.epoch_stats is not None:
@@ -283,9 +322,18 @@ class TrainingDialog(QDialog):
         self._set_running(False)
         self.job.finish(text)
 
-    def training_failed(self, text: str) -> None:
+    def training_choice(self, text: str) -> None:
+        """The run finished; the question of which model to use is open."""
         self._set_running(False)
-        self.job.show_text(text)
+        self.job.finish(text)
+
+    def training_declined(self, text: str) -> None:
+        self.job.finish(text)
+
+    def training_failed(self, text: str) -> None:
+        """``text`` whole (an app.viewmodels.Problem's details behind "Details…")."""
+        self._set_running(False)
+        self.job.show_problem(text)
 
     def training_cancelled(self, text: str = "Cancelled. The current model stays in use.") -> None:
         self._set_running(False)

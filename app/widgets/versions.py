@@ -99,7 +99,9 @@ class VersionsDialog(QDialog):
         bold.setBold(True)
         for r, v in enumerate(rows):
             in_use = v.id == current_id
-            version = v.title + (f"  ← #{v.parent_id}" if v.parent_id is not None else "")
+            # The arrow is lineage: a network trained from scratch comes from no other version.
+            derived = v.parent_id is not None and v.kind != "trained"
+            version = v.title + (f"  ← #{v.parent_id}" if derived else "")
             if in_use:
                 version += "   ● in use"
             if v.accuracy is None:

@@ -51,12 +51,61 @@ def test_a_training_process_killed_mid_epoch(make_controller, settings):
     c.prediction.request_prediction(picture(7))
     wait_until(lambda: got["ready"], what="a prediction after the crash")
     assert got["ready"][0][0].digit == 7 and got["ready"][0][0].model_sha256 == old_info.sha256
-    # ... and trains again.
+    # ... and trains again; the new model is used once the user says so.
+    choices = Record(choice=c.learning.trainingChoice)
     assert c.learning.start_training(SHORT)
-    wait_until(lambda: got["finished"], 300, "the second training run")
+    wait_until(lambda: choices["choice"], 300, "the second training run")
+    assert c.models.model_info is old_info and got["finished"] == []
+    c.learning.choose(True)
+    wait_until(lambda: got["finished"], 60, "the new model in use")
     [(outcome,)] = got["finished"]
     assert c.models.model_info is outcome.info and outcome.info.sha256 != old_info.sha256
     assert outcome.info.path.parent == Path(settings.models_dir)
+
+
+def test_a_finished_training_asks_before_replacing_the_model(make_controller, settings):
+    """The new model and the one in use are measured on the same test images; the answer
+    decides; keeping the current one leaves it in use and the new weights in their file."""
+    from app.ml import checkpoint, data, train
+
+    c = make_controller(settings)
+    old_info = c.models.model_info
+    got = Record(choice=c.learning.trainingChoice, finished=c.learning.trainingFinished,
+                 declined=c.learning.trainingDeclined, ready=c.models.modelReady)
+    assert c.learning.start_training(SHORT)
+    wait_until(lambda: got["choice"], 300, "the training run")
+    [(choice,)] = got["choice"]
+    assert not c.learning.busy and c.learning.pending_choice is choice
+    assert c.models.model_info is old_info and got["ready"] == []  # nothing swapped yet
+    # The model in use, measured as training measures: on the same 10 000 test images.
+    loaded = checkpoint.load(old_info.path)
+    test = data.load(settings.mnist_dir).test
+    x, y = train.to_tensors(test.images, test.labels, "cpu")
+    _, correct, n = train.evaluate(loaded.model, x, y)
+    assert choice.test_images == n == 10000 and choice.current_accuracy == 100.0 * correct / n
+    assert choice.new_accuracy < choice.current_accuracy and not choice.new_is_better  # 3000 images, 1 epoch
+    assert choice.path.is_file() and checkpoint.load(choice.path).metadata["train_samples"] == 3000
+    c.learning.choose(False)
+    assert got["declined"] == [(choice,)] and c.learning.pending_choice is None
+    assert c.models.model_info is old_info and got["finished"] == [] and c.models.qsettings.value("model/path") is None
+    c.learning.choose(True)  # (answered already: nothing happens)
+    assert got["finished"] == [] and c.models.model_info is old_info
+
+
+def test_a_model_trained_from_scratch_has_no_parent_version(make_controller, settings):
+    c = make_controller(settings)
+    wait_until(lambda: c.models.model_version_id is not None, 30, "the version in use")
+    got = Record(choice=c.learning.trainingChoice, finished=c.learning.trainingFinished,
+                 versions=c.models.versionsReady)
+    assert c.learning.start_training(SHORT)
+    wait_until(lambda: got["choice"], 300, "the training run")
+    c.learning.choose(True)
+    wait_until(lambda: got["finished"], 60, "the new model in use")
+    new_version = c.models.model_version_id
+    c.models.refresh_versions()
+    wait_until(lambda: got["versions"], 30, "the versions")
+    rows = {v.id: v for v in got["versions"][-1][0]}
+    assert rows[new_version].kind == "trained" and rows[new_version].parent_id is None
 
 
 def test_cancel_stops_the_training_process(make_controller, settings):

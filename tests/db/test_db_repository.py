@@ -177,7 +177,7 @@ def test_export_csv(repo, tmp_path):
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["uuid", "created_at", "predicted_digit", "confidence",
                              *[f"p{i}" for i in range(10)], "true_label", "labelled_at",
-                             "model_version", "model_version_id", "source"]
+                             "model_version", "model_version_id", "source", "is_digit"]
     assert {r["uuid"] for r in rows} == set(uuids)
     by_uuid = {r["uuid"]: r for r in rows}
     assert by_uuid[uuids[0]]["true_label"] == "3" and by_uuid[uuids[2]]["true_label"] == ""

@@ -13,6 +13,14 @@ from tests.widgets.conftest import save_artifact
 from tests.widgets.helpers import draw_and_wait
 
 
+def pixels(image) -> np.ndarray:
+    """A grab's pixels, (H, W, 3) ints."""
+    img = image.toImage().convertToFormat(image.toImage().Format.Format_RGB32)
+    w, h = img.width(), img.height()
+    arr = np.frombuffer(img.constBits(), np.uint8, count=img.bytesPerLine() * h).reshape(h, -1)[:, :w * 4]
+    return arr.reshape(h, w, 4)[..., :3].astype(int)
+
+
 def coloured_share(image, spread: int = 60) -> float:
     """Share of the pixels of a grab that are coloured (not grey: their channels differ by
     more than ``spread``)."""
@@ -33,6 +41,7 @@ def test_why_this_digit_overlay(qtbot, window, qsettings):
     assert panel.runner_up_label.isVisible() and f"<b>{second}</b>" in panel.runner_up_label.text()
     assert second != 7 and "%" in panel.runner_up_label.text()
     before = coloured_share(canvas.grab(), spread=20)
+    plain = pixels(canvas.grab())
 
     with qtbot.waitSignal(window.predictionShown, timeout=10000):  # the drawing is predicted again, with its map
         qtbot.mouseClick(panel.explain_button, Qt.MouseButton.LeftButton)
@@ -46,7 +55,12 @@ def test_why_this_digit_overlay(qtbot, window, qsettings):
     x, y, w, h = r.heat_rect
     assert 0.2 < w < 2.5 and w == pytest.approx(h) and -1 < x < 1 and -1 < y < 1
     assert canvas.overlay() is not None and canvas.overlay().size().width() == 28
-    assert coloured_share(canvas.grab(), spread=20) > before + 0.01  # a light tint (the ink stays black)
+    assert coloured_share(canvas.grab(), spread=20) > before + 0.01  # a light tint
+    # Faint, not a recolouring of the stroke: the ink stays dark, the paper stays light.
+    tinted = pixels(canvas.grab())
+    ink, paper = plain.max(axis=2) < 40, plain.min(axis=2) > 240
+    assert ink.mean() > 0.02 and tinted[ink].max(axis=1).mean() < 40 and tinted[ink].max() < 80
+    assert tinted[paper].min(axis=1).mean() > 200
     save_artifact(window, "main_window_why_this_digit.png")
     save_artifact(panel.input_view, "why_this_digit_28x28.png")
 

@@ -159,3 +159,26 @@ def test_export_dataset_npz_and_idx(qtbot, window, mnist, tmp_path):
     np.testing.assert_array_equal(read_idx(images), got["images"])
     np.testing.assert_array_equal(read_idx(labels), mnist.test.labels[:5])
     assert "mine-images-idx3-ubyte.gz and mine-labels-idx1-ubyte.gz" in window.statusBar().currentMessage()
+
+
+def test_a_drop_on_mnist_is_never_green(qtbot):
+    """−0.07 points on MNIST (within what the keep rule allows) is shown neutral, not as a
+    gain; a gain is green; a drop beyond the rule and no gain on the user's drawings red."""
+    from app.viewmodels import ImproveResult
+    from app.widgets import theme
+    from app.widgets.improve import ImproveDialog
+
+    dialog = ImproveDialog()
+    qtbot.addWidget(dialog)
+
+    def colours(mnist_after: float, user_after: float) -> tuple[str, str]:
+        dialog.show_result(ImproveResult(kept=True, reason="kept", mnist_before=99.40, mnist_after=mnist_after,
+                                         user_before=80.0, user_after=user_after, n_train=40, n_holdout=10,
+                                         seconds=3.0, base_sha256="a" * 64))
+        return tuple(dialog.cells[key][2].styleSheet().split(";")[0].removeprefix("color: ")
+                     for key in ("mnist", "user"))
+
+    assert colours(99.33, 90.0) == (theme.MUTED, theme.GOOD)
+    assert dialog.cells["mnist"][2].text() == "−0.07 points"
+    assert colours(99.50, 80.0) == (theme.GOOD, theme.BAD)
+    assert colours(99.10, 70.0) == (theme.BAD, theme.BAD)

@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
+from app.widgets.about_model import AboutModelDialog
 from app.widgets.help import keys_of
 from tests.widgets.conftest import save_artifact
 from tests.widgets.helpers import draw_and_wait
@@ -153,6 +154,7 @@ def test_open_image_predicts_the_file(qtbot, window, db_url, tmp_path):
         window.open_image(str(path))
     assert got.args[0].source == "file" and got.args[0].digit == 4
     assert window.canvas.has_image() and window.panel.digit == 4
+    assert window.statusBar().currentMessage() == "Read four.png."  # not "Reading four.png…" any more
     with qtbot.waitSignal(window.controller.feedback.logged, timeout=10000):
         QTest.keyClick(window, Qt.Key.Key_Return)
     assert [(r[1], r[2], r[3]) for r in rows(db_url)] == [(4, 4, "file")]
@@ -194,8 +196,12 @@ def test_export_csv_and_about_this_model(qtbot, window, db_url, tmp_path, model_
     lines = out.read_text().splitlines()
     assert lines[0].startswith("uuid,created_at,predicted_digit") and len(lines) == 2
     window.act_about_model.trigger()
-    text = window.last_message.text()
-    assert model_arch in text and "Test accuracy" in text and "%" in text
+    about = window.dialogs.get(AboutModelDialog)
+    text = about.text.text()
+    assert about.isVisible() and model_arch in text and "Test accuracy" in text and "%" in text
+    calibrated = "calibration" in window.controller.models.model_info.metadata  # (the shipped files are)
+    assert about.calibrated == calibrated and about.diagram.isVisible() == calibrated
+    assert ("Not calibrated" in about.calibration_label.text()) != calibrated
     window.act_shortcuts.trigger()
     assert "Ctrl+Z" in window.last_message.text()
 
@@ -223,3 +229,15 @@ def test_the_shortcut_help_is_made_from_the_actions(qtbot, make_window, settings
     assert "Ctrl+K" in text and "Look closer" in text
     assert "0 – 9" in text and "Save the drawing as that digit" in text
     assert keys_of(w.act_correct) in w.draw.hint.text()  # the canvas hint names the same keys
+
+
+def test_a_clear_digit_is_never_said_to_be_100_percent_sure(qtbot, window):
+    """Calibrated or not, no answer is certain: the panel says "> 99.9 %" where rounding
+    would say 100.0 %."""
+    draw_and_wait(qtbot, window, 7)
+    text = window.panel.confidence_label.text()
+    assert text.endswith(" sure") and "100.0" not in text
+    window.panel.show_prediction(7, 0.99996, [0.0] * 7 + [0.99996, 0.00004, 0.0], None)
+    assert window.panel.confidence_label.text() == "> 99.9 % sure"
+    window.panel.show_prediction(7, 0.873, [0.0] * 7 + [0.873, 0.127, 0.0], None)
+    assert window.panel.confidence_label.text() == "87.3 % sure"

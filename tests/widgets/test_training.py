@@ -1,10 +1,12 @@
-"""Model → Train…: a tiny run from the dialog finishes and swaps the model in; Cancel
-leaves the old one."""
+"""Model → Train…: a tiny run from the dialog finishes, asks whether to use the new model
+or keep the current one (measured on the same test images) and swaps it in when told;
+Cancel leaves the old one."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 
 from app.widgets.training import TrainingDialog
@@ -33,10 +35,23 @@ def test_tiny_training_run_swaps_the_model(qtbot, window, settings, qsettings, m
                                    learning_rate=0.01, arch="mnist_cnn", augment=False, train_limit=3000)
     progress = []
     window.controller.learning.trainingProgress.connect(progress.append)
-    with qtbot.waitSignal(window.controller.learning.trainingFinished, timeout=180000) as done:
+    with qtbot.waitSignal(window.controller.learning.trainingChoice, timeout=180000) as asked:
         qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: dialog.running, timeout=5000)
         assert not dialog.start_button.isEnabled() and dialog.cancel_button.isEnabled()
+    # Nothing is swapped before the user answers; both models were measured alike.
+    choice = asked.args[0]
+    assert window.controller.models.model_info is old and not dialog.running
+    assert choice.test_images == 10000 and choice.current_accuracy > choice.new_accuracy  # 3000 images, 2 epochs
+    question = window.dialogs.training_question
+    qtbot.waitExposed(question)
+    assert question.text().startswith(f"Use the new model ({choice.new_accuracy:.2f} %) or keep the current "
+                                      f"one ({choice.current_accuracy:.2f} %)?")
+    assert question.defaultButton().text() == f"Keep the current one ({choice.current_accuracy:.2f} %)"
+    use = next(b for b in question.buttons() if b.text().startswith("Use the new model"))
+    assert "Choose which model to use" in dialog.status.text()
+    with qtbot.waitSignal(window.controller.learning.trainingFinished, timeout=60000) as done:
+        qtbot.mouseClick(use, Qt.MouseButton.LeftButton)
     outcome = done.args[0]
     new = window.controller.models.model_info
     assert new is outcome.info and new.sha256 != old.sha256
@@ -95,3 +110,31 @@ def test_the_recipes_fill_every_field_from_the_command_lines_presets(qtbot):
     dialog.preset.setCurrentIndex(dialog.preset.findData("standard"))
     assert dialog.epochs.value() == train.TrainConfig().epochs == 15
     assert dialog.preset.currentText().startswith("Standard: 15 epochs, with augmentation")
+
+
+def test_the_train_curves_do_not_jump_at_an_epoch_boundary(qtbot):
+    """Training reports running means that restart each epoch; the curves show the last
+    batches' means, so a steadily learning network draws a steady curve across epochs."""
+    import numpy as np
+
+    from app.ml.train import TrainProgress
+
+    dialog = TrainingDialog({"mnist_cnn": "the network"}, {"quick": {"epochs": 2, "batch_size": 128,
+                                                                     "learning_rate": 0.01, "augment": False,
+                                                                     "arch": "mnist_cnn"}})
+    qtbot.addWidget(dialog)
+    dialog.training_started()
+    batches, every = 100, 10
+    acc = 50 + 0.2 * np.arange(2 * batches)  # per batch: the network gets steadily better
+    loss = 2.0 - 0.008 * np.arange(2 * batches)
+    for epoch in (1, 2):
+        first = (epoch - 1) * batches
+        for b in range(every, batches + 1, every):  # as app.ml.train reports: means over the epoch so far
+            dialog.show_progress(TrainProgress(epoch=epoch, epochs=2, batch=b, batches=batches,
+                                               loss=float(loss[first:first + b].mean()),
+                                               accuracy=float(acc[first:first + b].mean()), elapsed=1.0, eta=1.0))
+    for curve in (dialog.acc_curve, dialog.loss_curve):
+        steps = np.abs(np.diff(curve.getData()[1]))
+        assert len(steps) == 19 and steps.max() <= 1.5 * np.median(steps), steps
+    # The last point: the accuracy of the last fifth of the batches.
+    assert dialog.acc_curve.getData()[1][-1] == pytest.approx(acc[-20:].mean())

@@ -157,3 +157,26 @@ def test_a_version_waits_for_an_offline_database(qtbot, make_window, settings, e
         with admin.cursor() as cur:
             cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         admin.close()
+
+
+def test_a_model_trained_from_scratch_has_no_parent_arrow(qtbot):
+    """A version made by Train (from scratch) shows no "← #n": it comes from no version,
+    even when the database recorded the one in use then; a fine-tuned one does."""
+    import datetime as dt
+
+    from app.viewmodels import VersionRow
+
+    when = dt.datetime(2026, 11, 26, 14, 5, tzinfo=dt.timezone.utc)
+    rows = [VersionRow(id=4, parent_id=3, created_at=when, arch="mnist_cnn", kind="fine-tuned", name=None,
+                       sha256="d" * 64, path="/m/d.pth", mnist_accuracy=99.3),
+            VersionRow(id=3, parent_id=2, created_at=when, arch="mnist_cnn", kind="trained", name=None,
+                       sha256="c" * 64, path="/m/c.pth", mnist_accuracy=98.9),
+            VersionRow(id=2, parent_id=None, created_at=when, arch="mnist_cnn", kind="shipped", name=None,
+                       sha256="b" * 64, path="/m/b.pth", mnist_accuracy=99.4)]
+    dialog = VersionsDialog()
+    qtbot.addWidget(dialog)
+    dialog.show_versions(rows, 4)
+    titles = [dialog.table.item(r, 0).text() for r in range(3)]
+    assert titles[0].startswith("#4 fine-tuned  ← #3")
+    assert titles[1] == "#3 trained" and titles[2] == "#2 shipped"
+    assert rows[0].describe().endswith("· from #3") and "from" not in rows[1].describe()
