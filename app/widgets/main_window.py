@@ -8,17 +8,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
-from PySide6.QtWidgets import (QDialog, QFileDialog, QMainWindow, QMessageBox, QSizePolicy, QTabWidget,
-                               QToolBar, QWidget)
+from PySide6.QtWidgets import QDialog, QFileDialog, QMainWindow, QMessageBox, QTabWidget, QWidget
 
-import app
 from app import paths
 from app.controllers import Controller
-from app.widgets import help, theme
+from app.widgets import help, menus, theme
 from app.widgets.canvas import DEFAULT_BRUSH
 from app.widgets.draw_tab import DrawTab
+from app.widgets.menus import DRAW, STATS, TITLE
 from app.widgets.messages import message_box
 from app.widgets.model_dialogs import ModelDialogs
 from app.widgets.stats_page import StatsPage
@@ -26,12 +25,10 @@ from app.widgets.status_bar import StatusBar
 
 log = logging.getLogger(__name__)
 
-TITLE = "MNIST Digit Classifier"
 #: Start the slow work (torch, model, database) this long after construction at the latest.
 FIRST_PAINT_FALLBACK_MS = 3000
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp);;All files (*)"
 WEIGHTS_FILTER = "PyTorch weights (*.pth *.pt);;All files (*)"
-DRAW, STATS = 0, 1  # the tabs
 
 
 def make_action(parent: QObject, text: str, slot, shortcut=None, icon: str | None = None, tip: str = "") -> QAction:
@@ -95,9 +92,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.draw, theme.icon("draw"), "Draw")
         self.tabs.addTab(self.stats_page, theme.icon("stats"), "Statistics")
         self.setCentralWidget(self.tabs)
-        self._build_actions()
-        self._build_menus()
-        self._build_toolbar()
+        menus.build_actions(self)
+        menus.build_menus(self)
+        menus.build_toolbar(self)
         self._build_status_bar()
         self._connect()
         self._restore_state()
@@ -113,108 +110,9 @@ class MainWindow(QMainWindow):
         self.addAction(a)  # its shortcut works wherever the focus is in the window
         return a
 
-    def _build_actions(self) -> None:
-        K, d = QKeySequence.StandardKey, self.draw
-        on_draw = self._on_draw
-        self.act_open = self._action("&Open image…", self._open_image, K.Open, "open",
-                                     "Predict the digit in an image file")
-        self.act_export = self._action("&Export predictions to CSV…", self.stats_page.ask_export_csv, "Ctrl+E",
-                                       "export", "Save every logged prediction to a CSV file")
-        self.act_export_dataset = self._action("Export &dataset…", self.stats_page.ask_export_dataset,
-                                               "Ctrl+Shift+E", "dataset", "Save your labelled drawings as a "
-                                               "dataset (NumPy .npz or MNIST IDX files)")
-        self.act_quit = self._action("&Quit", self.close, K.Quit, None, "Quit the application")
-        self.act_undo = self._action("&Undo stroke", self.canvas.undo, K.Undo, "undo", "Undo the last stroke")
-        self.act_redo = self._action("&Redo stroke", self.canvas.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "redo",
-                                     "Redo the stroke you undid")
-        self.act_clear = self._action("&Clear", on_draw(d.clear), ["Esc", "Delete"], "clear",
-                                      "Clear the canvas (an unconfirmed drawing is saved without a label)")
-        self.act_bigger = self._action("Larger brush", lambda: d.nudge_brush(+2), "]", None, "Make the brush larger")
-        self.act_smaller = self._action("Smaller brush", lambda: d.nudge_brush(-2), "[", None,
-                                        "Make the brush smaller")
-        self.act_correct = self._action("✓ &Correct", on_draw(d.confirm), ["Return", "Enter"], "check",
-                                        "The prediction is right: save it and start a new drawing")
-        self.act_wrong = self._action("✗ &Wrong…", on_draw(d.wrong), "W", "cross",
-                                      "The prediction is wrong: pick the digit you drew")
-        self.act_train = self._action("&Train…", self.dialogs.show_training, "Ctrl+T", "train",
-                                      "Train a new model on MNIST")
-        self.act_load = self._action("&Load weights…", self._load_weights, "Ctrl+L", "model",
-                                     "Use another weights file (.pth)")
-        self.act_about_model = self._action("&About this model", self.dialogs.show_about_model, "Ctrl+I", "info",
-                                            "Architecture, accuracy, date and calibration of the model in use")
-        self.act_improve = self._action("&Improve with my corrections…", self.dialogs.show_improve, "Ctrl+Shift+I",
-                                        "improve", "Fine-tune the model on the drawings you labelled; "
-                                        "it is kept only if it gets better")
-        self.act_improve.setIconText("Improve")
-        self.act_versions = self._action("&Versions…", self.dialogs.show_versions, "Ctrl+Shift+V", "versions",
-                                         "Every model version, and a way back to an earlier one")
-        self.act_explain = self._action("&Why this digit?", lambda: None, "X", "explain",
-                                        "Colour the pixels that pushed the network towards its answer "
-                                        "(warm) or against it (blue)")
-        self.act_explain.setCheckable(True)
-        self.act_explain.setIconText("Why?")
-        self.act_draw_tab = self._action("&Draw", lambda: self.tabs.setCurrentIndex(DRAW), "Ctrl+1", "draw",
-                                         "Show the drawing tab")
-        self.act_stats_tab = self._action("&Statistics", lambda: self.tabs.setCurrentIndex(STATS), "Ctrl+2",
-                                          "stats", "Show the statistics tab")
-        self.act_refresh = self._action("&Refresh statistics", self.controller.statistics.refresh_stats, "F5",
-                                        "refresh", "Read the statistics again")
-        self.act_shortcuts = self._action("&Keyboard shortcuts", self._show_shortcuts, K.HelpContents, None,
-                                          "List the keyboard shortcuts")
-        self.act_about = self._action("&About", lambda: self._box(f"About {TITLE}", help.about_html(
-            TITLE, app.__version__), icon_pixmap=True), None, None, "About this application")
-        # Digit keys on the Draw tab: "it is that digit".
-        self._digit_actions = []
-        for digit in range(10):
-            a = self._action(f"It is a {digit}", on_draw(lambda digit=digit: d.label_as(digit)), str(digit), None,
-                             f"Save the drawing as a {digit}")
-            a.setWhatsThis("Save the drawing as that digit")
-            self._digit_actions.append(a)
-        keys = help.keys_of
-        self.draw.hint.setText(f"{keys(self.act_correct)}: correct · {keys(self.act_wrong)}: wrong · "
-                               f"{keys(self._digit_actions[0])}–{keys(self._digit_actions[-1])}: it is that "
-                               f"digit · {keys(self.act_clear)}: clear · {keys(self.act_undo)}: undo")
-
     def _on_draw(self, slot):
         """``slot``, run only while the Draw tab is shown (its keys mean nothing elsewhere)."""
         return lambda *_: slot() if self.tabs.currentIndex() == DRAW else None
-
-    def _build_menus(self) -> None:
-        mb = self.menuBar()
-        menus = {"&File": [self.act_open, self.act_export, self.act_export_dataset, None, self.act_quit],
-                 "&Edit": [self.act_undo, self.act_redo, self.act_clear, None, self.act_correct, self.act_wrong,
-                           None, self.act_bigger, self.act_smaller],
-                 "&Model": [self.act_train, self.act_improve, None, self.act_versions, self.act_load, None,
-                            self.act_about_model],
-                 "&View": [self.act_explain, None, self.act_draw_tab, self.act_stats_tab, None, self.act_refresh],
-                 "&Help": [self.act_shortcuts, self.act_about]}
-        for title, actions in menus.items():
-            menu = mb.addMenu(title)
-            for a in actions:
-                menu.addSeparator() if a is None else menu.addAction(a)
-            if title == "&Model":
-                self.model_menu = menu
-            elif title == "&View":
-                self.view_menu = menu
-
-    def _build_toolbar(self) -> None:
-        tb = QToolBar("Tools")
-        tb.setObjectName("toolbar")
-        tb.setMovable(False)
-        tb.setIconSize(QSize(20, 20))
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        tb.addActions([self.act_undo, self.act_redo, self.act_clear])
-        tb.addSeparator()
-        for w in self.draw.brush_controls():
-            tb.addWidget(w)
-        self.brush_slider, self.brush_spin = self.draw.brush_slider, self.draw.brush_spin
-        tb.addSeparator()
-        tb.addActions([self.act_open, self.act_train, self.act_improve])
-        spacer = QWidget()
-        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        tb.addWidget(spacer)
-        self.addToolBar(tb)
-        self.toolbar = tb
 
     def _build_status_bar(self) -> None:
         bar = StatusBar(self.controller, self.dialogs.progress_bar)
