@@ -21,6 +21,7 @@ from app.widgets.canvas import DEFAULT_BRUSH
 from app.widgets.draw_tab import DrawTab
 from app.widgets.messages import message_box
 from app.widgets.model_dialogs import ModelDialogs
+from app.widgets.number_mode import NumberMode
 from app.widgets.stats_page import StatsPage
 from app.widgets.status_bar import StatusBar
 
@@ -100,6 +101,7 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_status_bar()
         self._connect()
+        self.number_mode = NumberMode(self)  # View → Number mode (app/widgets/number_mode.py)
         self._restore_state()
         self._update_actions()
         # The tab bar is painted whichever tab is restored; the timer covers a window that
