@@ -59,6 +59,7 @@ class ReadingResult:
     picture: np.ndarray  # the grey picture read (black ink on white)
     seconds: float
     model_sha256: str = ""
+    source: str = "canvas"  # or "file": an opened image
 
 
 @dataclass
@@ -90,7 +91,7 @@ class _Pending:
 
 
 # ---- jobs of the inference worker ----------------------------------------------------------------
-def read(predictor, picture: np.ndarray, strokes, seq: int, epoch: int) -> ReadingResult:
+def read(predictor, picture: np.ndarray, strokes, seq: int, epoch: int, source: str = "canvas") -> ReadingResult:
     """Read ``picture`` (H x W uint8, black on white; ``strokes`` in its pixels) as a number."""
     started = time.perf_counter()
     r = predictor.read_number(picture, strokes=strokes)
@@ -100,7 +101,7 @@ def read(predictor, picture: np.ndarray, strokes, seq: int, epoch: int) -> Readi
     boxes = [(x / w, y / h, bw / w, bh / h) for x, y, bw, bh in r.boxes]
     return ReadingResult(text=r.text, digits=digits, boxes=boxes, confidence=float(r.confidence), seq=seq,
                          epoch=epoch, picture=picture, seconds=time.perf_counter() - started,
-                         model_sha256=predictor.loaded.sha256 or "")
+                         model_sha256=predictor.loaded.sha256 or "", source=source)
 
 
 # ---- jobs of the database worker -------------------------------------------------------------------
@@ -165,16 +166,17 @@ class ReadingController(QObject):
         return self._reading.result is not None and self._reading.reading_id is None
 
     # ---- requests ---------------------------------------------------------------------------------
-    def request(self, picture: np.ndarray, strokes=None) -> int | None:
-        """Read ``picture`` (its pen strokes in its pixels, when known) in the worker.
-        Returns the request's sequence number, or None when no model is loaded yet."""
+    def request(self, picture: np.ndarray, strokes=None, source: str = "canvas") -> int | None:
+        """Read ``picture`` (its pen strokes in its pixels, when known; ``source``: "canvas"
+        or "file") in the worker.  Returns the request's sequence number, or None when no
+        model is loaded yet."""
         predictor = self.models.predictor
         if predictor is None or self._reading.reading_id is not None:
             return None
         self._seq += 1
         seq = self._latest_seq = self._seq
         epoch = self._epoch
-        self.inference.submit(read, predictor, picture, strokes, seq, epoch, key="read", on_result=self._read,
+        self.inference.submit(read, predictor, picture, strokes, seq, epoch, source, key="read", on_result=self._read,
                               on_error=lambda e: self._failed(e, seq, epoch))
         return seq
 
@@ -286,7 +288,7 @@ class ReadingController(QObject):
         version = self.models.version_of(r.model_sha256) if r.model_sha256 else None
         labels = d.labels if labelled else [None] * len(r.digits)
         entries = [LogEntry(predicted_digit=p.digit, confidence=p.confidence, probabilities=list(p.probabilities),
-                            image=p.image, raw=r.picture, true_label=label,
+                            image=p.image, raw=r.picture, true_label=label, source=r.source,
                             model_version=info.version if info is not None else None,
                             model_sha256=r.model_sha256, version=version, is_digit=p.is_digit)
                    for p, label in zip(r.digits, labels)]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QObject, QRectF, Qt
+from PySide6.QtCore import QObject, QRectF, QSize, Qt
 from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QPainter, QPen
 
 from app.controllers.reading import Reading, ReadingResult
@@ -47,6 +47,17 @@ def boxes_overlay(boxes: list[tuple[float, float, float, float]], side: int = OV
         p.drawRoundedRect(QRectF(x * side - pad, y * side - pad, w * side + 2 * pad, h * side + 2 * pad), 6, 6)
     p.end()
     return img
+
+
+def on_paper(boxes, shape: tuple[int, ...], canvas: QSize) -> list[tuple[float, float, float, float]]:
+    """Boxes given as fractions of a picture of ``shape`` (h, w) -> fractions of the canvas
+    that shows the picture centred and scaled to fit (``DrawingCanvas.show_image``)."""
+    h, w = shape[:2]
+    cw, ch = max(1, canvas.width()), max(1, canvas.height())
+    s = min(cw / w, ch / h)
+    fw, fh = w * s / cw, h * s / ch
+    ox, oy = (1 - fw) / 2, (1 - fh) / 2
+    return [(ox + x * fw, oy + y * fh, bw * fw, bh * fh) for x, y, bw, bh in boxes]
 
 
 class NumberMode(QObject):
@@ -96,6 +107,10 @@ class NumberMode(QObject):
         r.readingDone.connect(self._done)
         r.logged.connect(self._logged)
         self.canvas.cleared.connect(r.discard)
+        p = self.draw.controller.prediction
+        p.imageOpened.connect(lambda *_: self._when_active(r.discard))  # (a new drawing: the file)
+        p.predictionReady.connect(lambda result: self._when_active(self._file_predicted, result))
+        p.predictionFailed.connect(lambda text: self._when_active(self.panel.show_error, "Cannot read this", text))
         self.canvas.contentChanged.connect(self._content_changed)
         self.panel.correctClicked.connect(self.confirm)
         self.panel.typeClicked.connect(lambda: self.type_number())
@@ -154,6 +169,15 @@ class NumberMode(QObject):
     def can_confirm(self) -> bool:
         return self.reading.has_reading
 
+    def _file_predicted(self, result) -> None:
+        """An opened image was read as one digit (File → Open image…): read it as a number."""
+        prediction = self.draw.controller.prediction
+        picture = prediction.drawing.raw
+        if result.source != "file" or picture is None:
+            return
+        prediction.new_drawing()  # (read one way: as a number)
+        self.reading.request(picture, None, source="file")
+
     def _content_changed(self, _revision: int) -> None:
         if self.active and not self.canvas.has_ink() and not self.canvas.has_image():
             self.reading.new_drawing()  # (e.g. every stroke undone: nothing to save)
@@ -162,7 +186,7 @@ class NumberMode(QObject):
         if not self.active:
             return
         self._show_reading(self.reading.reading)
-        self._set_boxes(r.boxes)
+        self._set_boxes(r.boxes if r.source != "file" else on_paper(r.boxes, r.picture.shape, self.canvas.size()))
         self.draw.changed.emit()
 
     def _show_reading(self, reading: Reading) -> None:

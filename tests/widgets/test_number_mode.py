@@ -178,3 +178,29 @@ def test_switching_with_a_drawing_reads_it_the_other_way(qtbot, window, on):
             window.number_mode.action.trigger()
         assert window.number_mode.panel.text == "7"
         assert not window.controller.prediction.has_prediction  # one drawing, read one way
+
+
+def test_an_opened_image_is_read_as_a_number(qtbot, window, db_url, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from tests.ml.drawing import draw_digit as pil_digit
+
+    number_on(qtbot, window)
+    path = tmp_path / "forty-seven.png"
+    Image.fromarray(np.hstack([np.asarray(pil_digit(d)) for d in (4, 7)])).save(path)  # 560 x 280
+    with qtbot.waitSignal(window.controller.reading.readingReady, timeout=15000):
+        window.open_image(str(path))
+    mode = window.number_mode
+    assert window.canvas.has_image() and mode.panel.text == "47" and len(mode.panel.chips) == 2
+    # The boxes lie on the picture as the canvas shows it: centred, as wide as the canvas, half as high.
+    (x0, y0, _w0, h0), (x1, y1, w1, h1) = mode.boxes
+    assert 0 <= x0 < 0.5 < x1 and x1 + w1 <= 1 and 0.25 <= min(y0, y1) and max(y0 + h0, y1 + h1) <= 0.75
+    with qtbot.waitSignal(window.controller.reading.logged, timeout=15000):
+        QTest.keyClick(window, Qt.Key.Key_Return)
+    digits, numbers = readings(db_url)
+    assert [(pos, p, label) for _id, pos, p, label, *_ in digits] == [(0, 4, 4), (1, 7, 7)]
+    assert [(t, ok) for _id, t, _true, ok in numbers] == [("47", True)]
+    from tests.db.dbhelpers import fetch
+
+    assert fetch(db_url, "SELECT DISTINCT source FROM predictions") == [("file",)]
