@@ -116,6 +116,8 @@ class NumberMode(QObject):
         self.panel.typeClicked.connect(lambda: self.type_number())
         self.panel.digitPicked.connect(r.set_digit)
         self.models.modelReady.connect(self._model_ready)
+        self.models.modelLoading.connect(
+            lambda _path: self._when_active(lambda: self.canvas.set_placeholder(self._placeholder())))
         self.models.modelFailed.connect(lambda text: self._when_active(self._model_failed, text))
 
     def _when_active(self, fn, *args) -> None:
