@@ -329,6 +329,9 @@ class StatisticsTab(QWidget):
                                 "how many of the labelled ones were read right, every digit")
         for c in (acc_card, total_card, confused_card, not_digit_card, numbers_card):
             tiles.addWidget(c, 1)
+        for caption in (self.accuracy_caption, self.total_caption, self.confused_caption, self.not_digit_caption,
+                        self.numbers_caption):  # (five tiles in a narrow window: captions take two lines)
+            caption.setMinimumHeight(2 * caption.fontMetrics().lineSpacing())
         outer.addLayout(tiles)
 
         # Charts on the left, the history on the right: both get the window's height.

@@ -114,6 +114,7 @@ def test_a_number_is_read_corrected_and_saved_with_its_digits(qtbot, window, db_
     qtbot.waitUntil(lambda: bool(typed), timeout=5000)
     assert typed == [True]
     assert mode.panel.text == "26" and "was 5" in chip.text()
+    save_artifact(window, "number_mode_corrected.png")
     with qtbot.waitSignal(window.controller.reading.logged, timeout=15000):
         QTest.keyClick(window, Qt.Key.Key_Return)
     assert window.canvas.is_empty() and mode.panel.state == "idle" and mode.boxes == []
@@ -135,6 +136,7 @@ def test_a_number_is_read_corrected_and_saved_with_its_digits(qtbot, window, db_
     tab = window.stats_page.tab
     assert tab.numbers_value.text() == "50.0 %"
     assert tab.numbers_caption.text() == "1 of 2 labelled numbers read right"
+    save_artifact(window, "number_mode_statistics.png")
     assert tab.total_value.text() == "4"  # the digits count as predictions, as before
 
 
