@@ -125,8 +125,8 @@ class DrawTab(QWidget):
             self._live_timer.start()
 
     def _live_predict(self) -> None:
-        if self.canvas.drawing and self.canvas.has_ink() and self._number() is None:
-            self.prediction.request_prediction(self.canvas.snapshot())
+        if self.canvas.drawing and self.canvas.has_ink():
+            self.request_prediction()
 
     @Slot(int)
     def _content_changed(self, revision: int) -> None:

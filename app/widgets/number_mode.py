@@ -2,10 +2,11 @@
 
 The View menu's and the toolbar's "Number mode" (Ctrl+N, remembered in QSettings) switches
 the Draw tab between one digit and a number.  In Number mode the drawing is read by the
-controller's number room (app/controllers/reading.py) each time it changes (a stroke
-ends, an undo...), from the canvas picture at one pixel a logical pixel with the canvas's
-own strokes; the number panel (app/widgets/number_panel.py) takes the place of the
-prediction panel, and a light box is laid over the canvas around each digit.
+controller's number room (app/controllers/reading.py) live, as a single digit is (while a
+stroke is drawn and each time the drawing changes), from the canvas picture at one pixel
+a logical pixel with the canvas's own strokes; the number panel
+(app/widgets/number_panel.py) takes the place of the prediction panel, and a light box is
+laid over the canvas around each digit.
 
 ✓ (Enter) saves the number as shown; a chip corrects one digit; ✗ Wrong… (W) or a digit
 key opens "Type the number".
@@ -20,6 +21,7 @@ from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QPainter, QPen
 
 from app.controllers.reading import Reading, ReadingResult
 from app.widgets import help, theme
+from app.widgets.ink import Stroke
 from app.widgets.number_panel import NumberPanel, TypeNumberDialog
 
 log = logging.getLogger(__name__)
@@ -160,12 +162,17 @@ class NumberMode(QObject):
 
     # ---- reading --------------------------------------------------------------------------------
     def request(self) -> None:
-        """Read the drawing (when a stroke ends: the number is read as a whole)."""
+        """Read the drawing, with the stroke being drawn, if any (the Draw tab asks while a
+        stroke is drawn, at most every LIVE_INTERVAL_MS, and when the drawing changes)."""
         cv = self.canvas
-        if cv.drawing or not cv.has_ink():
+        if not cv.has_ink():
             return
+        strokes = cv.strokes
+        current = cv.current_stroke
+        if current is not None:
+            strokes.append(Stroke(list(current.points), list(current.widths)))  # (a copy: it grows meanwhile)
         side = max(cv.width(), cv.height())
-        self.reading.request(cv.snapshot(max_side=side), cv.strokes)  # one pixel a logical pixel
+        self.reading.request(cv.snapshot(max_side=side), strokes)  # one pixel a logical pixel
 
     @property
     def can_confirm(self) -> bool:

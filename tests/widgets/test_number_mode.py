@@ -140,6 +140,22 @@ def test_a_number_is_read_corrected_and_saved_with_its_digits(qtbot, window, db_
     assert tab.total_value.text() == "4"  # the digits count as predictions, as before
 
 
+def test_the_number_is_read_while_a_stroke_is_drawn(qtbot, window):
+    number_on(qtbot, window)
+    write_and_wait(qtbot, window, [2, 5])
+    canvas, reading = window.canvas, window.controller.reading
+    side = min(canvas.width(), canvas.height())
+    one = _points([(0.9 * side, 0.2 * side), (0.9 * side, 0.8 * side)], 280)  # a third digit, a 1
+    QTest.mousePress(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, one[0])
+    for p in one[1:]:
+        QTest.mouseMove(canvas, p)
+    with qtbot.waitSignal(reading.readingReady, timeout=15000) as got:
+        pass  # (the Draw tab's live timer asks while the button is still down)
+    assert canvas.drawing and got.args[0].text == "251"
+    assert window.number_mode.panel.text == "251" and len(window.number_mode.boxes) == 3
+    QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, one[-1])
+
+
 def test_typing_the_whole_number(qtbot, window, db_url):
     number_on(qtbot, window)
     assert write_and_wait(qtbot, window, [2, 5]) == "25"
