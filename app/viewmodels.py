@@ -216,6 +216,10 @@ class StatsSnapshot:
     #: Of the drawings judged digit or not, how many were not a digit.
     judged: int = 0
     not_digit: int = 0
+    #: Numbers read in Number mode (all versions): how many, labelled, read right.
+    readings: int = 0
+    readings_labelled: int = 0
+    readings_correct: int = 0
 
 
 # ---- learning ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""Take the screenshots in docs/: the main window, "Why this digit?", and the messages
-the app shows (a model that does not load, the choice after training, quitting while
-training runs, a training that fails offline, Improve's result).
+"""Take the screenshots in docs/: the main window, "Why this digit?", Number mode, and the
+messages the app shows (a model that does not load, the choice after training, quitting
+while training runs, a training that fails offline, Improve's result).
 
 Every picture is the real window, driven through the same calls the app makes, on an
 offscreen Qt platform (no screen needed): a fresh data folder with its own embedded
@@ -293,7 +293,35 @@ def offline(settings: Settings, folder: Path, out: Path) -> None:
     s.close()
 
 
-SHOTS = {"main": main_window, "model_failed": model_failed, "choice": training_choice,
+#: "2025" as a person writes it across the canvas (each digit on a 280 x 280 field; the 5's
+#: flag a stroke of its own).
+NUMBER = {2: [[(70, 95), (100, 50), (165, 40), (205, 80), (195, 130), (70, 240), (215, 240)]],
+          0: [[(140, 40), (200, 80), (210, 160), (170, 235), (110, 235), (70, 160), (80, 80), (140, 40)]],
+          5: [[(95, 50), (85, 135), (125, 118), (170, 130), (190, 180), (160, 230), (110, 238), (75, 215)],
+              [(100, 48), (200, 45)]]}
+
+
+def number_mode(settings: Settings, folder: Path, out: Path) -> None:
+    """docs/number_mode.png: Number mode, "2025" written with the mouse and read."""
+    s = Session(settings, folder)
+    s.wait_model()
+    s.wait_db()
+    w = s.window
+    w.number_mode.action.trigger()
+    w.canvas.set_brush_size(16)
+    digits = (2, 0, 2, 5)
+    cell = 280 / len(digits)
+    strokes = [[(i * cell + 0.08 * cell + x * 0.84 * cell / 280, 140 + (y - 140) * 0.84 * cell / 280)
+                for x, y in stroke] for i, d in enumerate(digits) for stroke in NUMBER[d]]
+    draw(w.canvas, strokes)
+    reading = s.controller.reading
+    wait(lambda: reading.has_reading and not reading.waiting, 30, "the reading")
+    save(w, out / "number_mode.png")
+    w.number_mode.action.trigger()
+    s.close()
+
+
+SHOTS = {"main": main_window, "number": number_mode, "model_failed": model_failed, "choice": training_choice,
          "quit": quit_while_training, "training_failed": training_failed, "improve": improve_result,
          "offline": offline}
 

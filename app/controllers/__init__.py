@@ -5,6 +5,7 @@ in its constructor; the work itself runs in worker threads (app/workers.py) as j
 get what they need as arguments and return what the GUI thread stores:
 
 - ``prediction``: the live prediction of the drawing on the canvas (and opened images);
+- ``reading``: Number mode: a whole number read digit by digit, corrected and logged;
 - ``feedback``: ✓ Correct / ✗ Wrong… / clear, and logging the drawings;
 - ``models``: the model in use, loading weights, the model versions;
 - ``learning``: training and Improve with my corrections, in a child process;

@@ -1,7 +1,7 @@
 """The app's controller: it makes the rooms, hands each its collaborators, and starts
 and stops them.  The widgets (and app/application.py) talk to the rooms through it:
-``controller.prediction``, ``.feedback``, ``.models``, ``.learning``, ``.statistics``,
-``.database``.
+``controller.prediction``, ``.reading`` (Number mode), ``.feedback``, ``.models``,
+``.learning``, ``.statistics``, ``.database``.
 
 Three worker threads (app/workers.py) do the slow work: ``inference`` (torch, loading
 weights, predicting), ``database`` (every database job, one at a time, in order, on one
@@ -21,6 +21,7 @@ from app.controllers.feedback import FeedbackController
 from app.controllers.learning import LearningController
 from app.controllers.models import ModelController, settle_heap
 from app.controllers.prediction import PredictionController
+from app.controllers.reading import ReadingController
 from app.controllers.statistics import StatisticsController
 from app.settings import Settings
 from app.workers import WorkerThread
@@ -48,11 +49,12 @@ class Controller(QObject):
         self.models = ModelController(settings, qsettings, self.inference, self.database, self)
         self.prediction = PredictionController(self.inference, self.models, self)
         self.feedback = FeedbackController(self.prediction, self.models, self.database, self)
+        self.reading = ReadingController(self.inference, self.models, self.database, self)
         self.statistics = StatisticsController(self.database, self)
         self.learning = LearningController(settings, self.training, self.models, self.database, finetune, self)
         for room in (self.database, self.models, self.learning):
             room.notify.connect(self.notify)
-        for room in (self.database, self.models, self.prediction, self.feedback):
+        for room in (self.database, self.models, self.prediction, self.feedback, self.reading):
             room.problem.connect(self.problem)
         for worker in (self.inference, self.database.worker, self.training):
             worker.errorOccurred.connect(self._worker_error)
@@ -82,6 +84,7 @@ class Controller(QObject):
         self.inference.request_stop()
         if self.database.enabled:
             self.feedback.log_open_drawing()
+            self.reading.log_open_reading()
         self.database.shutdown(timeout_s)
         self.inference.stop(timeout_s=timeout_s)
         self.training.stop(timeout_s=timeout_s)

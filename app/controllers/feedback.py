@@ -91,7 +91,7 @@ class DrawingNotSaved(Exception):
         self.folder = folder
 
 
-def _version_spec(entry: LogEntry):
+def version_spec(entry: LogEntry):
     """The app.db VersionSpec of the model that made the entry's prediction, or None."""
     from app import learn
 
@@ -105,23 +105,29 @@ def _version_spec(entry: LogEntry):
         return None
 
 
+def prediction_record(session: DatabaseSession, entry: LogEntry):
+    """The app.db PredictionRecord of ``entry``, its pictures encoded as PNG."""
+    from app.db import PredictionRecord
+
+    return PredictionRecord(predicted_digit=entry.predicted_digit, confidence=entry.confidence,
+                            probabilities=list(entry.probabilities), image_png=_png(entry.image),
+                            raw_png=None if entry.raw is None else _png(entry.raw, RAW_PNG_MAX),
+                            model_version=entry.model_version, source=entry.source, uuid=entry.uuid,
+                            created_at=entry.created_at, true_label=entry.true_label,
+                            model_version_id=session.version_ids.get(entry.model_sha256), is_digit=entry.is_digit)
+
+
 def log_entry(session: DatabaseSession, entry: LogEntry):
-    from app.db import DatabaseError, PredictionRecord
+    from app.db import DatabaseError
 
     repo = session.repo
-    image_png = _png(entry.image)
-    raw_png = None if entry.raw is None else _png(entry.raw, RAW_PNG_MAX)
-    record = PredictionRecord(predicted_digit=entry.predicted_digit, confidence=entry.confidence,
-                              probabilities=list(entry.probabilities), image_png=image_png, raw_png=raw_png,
-                              model_version=entry.model_version, source=entry.source, uuid=entry.uuid,
-                              created_at=entry.created_at, true_label=entry.true_label,
-                              model_version_id=session.version_ids.get(entry.model_sha256), is_digit=entry.is_digit)
+    record = prediction_record(session, entry)
     try:
-        uid = repo.log(record, version=_version_spec(entry))
+        uid = repo.log(record, version=version_spec(entry))
     except (ValueError, DatabaseError) as exc:
         folder = Path(session.settings.data_home) / UNSAVED_FOLDER
         try:
-            keep_unsaved(folder, entry, image_png, raw_png, str(exc))
+            keep_unsaved(folder, entry, record.image_png, record.raw_png, str(exc))
         except OSError as os_exc:
             log.error("the refused drawing %s could not be kept in %s either: %s", entry.uuid, folder, os_exc)
             folder = None

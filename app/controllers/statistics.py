@@ -45,6 +45,7 @@ def read_stats(session: DatabaseSession, version_id: int | None = None) -> Stats
         version_id = None  # (a version that is gone: show all)
     acc = repo.accuracy(version_id)
     not_digit = repo.not_a_digit(version_id)
+    numbers = repo.reading_accuracy()
     recent = [HistoryItem(uuid=r.uuid, created_at=r.created_at, predicted=r.predicted_digit, confidence=r.confidence,
                           true_label=r.true_label, image=_decode(r.image_png), source=r.source,
                           model_version=r.model_version, model_version_id=r.model_version_id,
@@ -55,7 +56,8 @@ def read_stats(session: DatabaseSession, version_id: int | None = None) -> Stats
                          confusion=repo.confusion(version_id),
                          per_day=repo.accuracy_per_day(model_version_id=version_id), recent=recent,
                          versions=versions, version_id=version_id, judged=int(not_digit["judged"]),
-                         not_digit=int(not_digit["not_digit"]))
+                         not_digit=int(not_digit["not_digit"]), readings=int(numbers["total"]),
+                         readings_labelled=int(numbers["labelled"]), readings_correct=int(numbers["correct"]))
 
 
 def export_csv(session: DatabaseSession, path: Path) -> int:

@@ -109,6 +109,11 @@ class DrawingCanvas(QWidget):
         """A stroke is in progress."""
         return self._current is not None
 
+    @property
+    def current_stroke(self) -> Stroke | None:
+        """The stroke being drawn (None between strokes); it grows until it ends."""
+        return self._current
+
     def brush_size(self) -> int:
         return self._brush
 

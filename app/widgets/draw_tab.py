@@ -58,6 +58,8 @@ class DrawTab(QWidget):
         self.feedback = controller.feedback
         self.models = controller.models
         self.correction_dialog: CorrectionDialog | None = None
+        #: Number mode (app.widgets.number_mode.NumberMode), set by the window that has one.
+        self.number_mode = None
         self._explain = False
         self._opening: str | None = None  # the name of the image file being read
         row = QHBoxLayout(self)
@@ -100,7 +102,21 @@ class DrawTab(QWidget):
 
     @property
     def feedback_possible(self) -> bool:
-        return self.prediction.has_prediction
+        n = self._number()
+        return n.can_confirm if n is not None else self.prediction.has_prediction
+
+    def _number(self):
+        """Number mode, when it is on (else None)."""
+        n = self.number_mode
+        return n if n is not None and n.active else None
+
+    def request_prediction(self) -> None:
+        """Predict the drawing: one digit, or (Number mode) a number."""
+        n = self._number()
+        if n is not None:
+            n.request()
+        else:
+            self.prediction.request_prediction(self.canvas.snapshot())  # None: no model yet
 
     # ---- drawing and prediction ---------------------------------------------------------------
     @Slot()
@@ -110,13 +126,13 @@ class DrawTab(QWidget):
 
     def _live_predict(self) -> None:
         if self.canvas.drawing and self.canvas.has_ink():
-            self.prediction.request_prediction(self.canvas.snapshot())
+            self.request_prediction()
 
     @Slot(int)
     def _content_changed(self, revision: int) -> None:
         self._live_timer.stop()
         if self.canvas.has_ink():
-            self.prediction.request_prediction(self.canvas.snapshot())  # None: no model yet
+            self.request_prediction()
         elif not self.canvas.has_image():
             self.prediction.canvas_emptied()
         self.changed.emit()
@@ -178,14 +194,20 @@ class DrawTab(QWidget):
         self.canvas.clear()
 
     def confirm(self) -> None:
+        if self._number() is not None:
+            return self.number_mode.confirm()
         if self.feedback.confirm():
             self.panel.set_feedback_enabled(False)
 
     def label_as(self, digit: int) -> None:
+        if self._number() is not None:
+            return self.number_mode.type_number(str(digit))
         if self.feedback.correct_to(digit):
             self.panel.set_feedback_enabled(False)
 
     def wrong(self) -> None:
+        if self._number() is not None:
+            return self.number_mode.type_number()
         r = self.prediction.current_prediction
         if r is None or not self.prediction.has_prediction:
             return
@@ -236,7 +258,7 @@ class DrawTab(QWidget):
     def _model_ready(self, info: ModelInfo) -> None:
         self.canvas.set_placeholder("Draw a digit here")
         if self.canvas.has_ink():
-            self.prediction.request_prediction(self.canvas.snapshot())
+            self.request_prediction()
         elif self.panel.state in ("loading", "error"):
             self.panel.show_idle()
         self.changed.emit()

@@ -20,6 +20,7 @@ from app.widgets.draw_tab import DrawTab
 from app.widgets.menus import DRAW, STATS, TITLE
 from app.widgets.messages import message_box
 from app.widgets.model_dialogs import ModelDialogs
+from app.widgets.number_mode import NumberMode
 from app.widgets.stats_page import StatsPage
 from app.widgets.status_bar import StatusBar
 
@@ -97,6 +98,7 @@ class MainWindow(QMainWindow):
         menus.build_toolbar(self)
         self._build_status_bar()
         self._connect()
+        self.number_mode = NumberMode(self)  # View → Number mode (app/widgets/number_mode.py)
         self._restore_state()
         self._update_actions()
         # The tab bar is painted whichever tab is restored; the timer covers a window that

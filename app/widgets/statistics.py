@@ -78,6 +78,16 @@ class DayAxis(pg.AxisItem):
         return [day_label(d, bool(with_year)) for d in days]
 
 
+def numbers_read_right(s: StatsSnapshot) -> tuple[str, str]:
+    """The "Numbers read right" tile: its value and caption."""
+    if s.readings_labelled == 0:
+        return "–", ("No number saved yet: switch to Number mode (View menu) and write one." if s.readings == 0
+                     else f"{s.readings} number{'s' if s.readings != 1 else ''} saved without a label")
+    return (f"{s.readings_correct / s.readings_labelled * 100:.1f} %",
+            f"{s.readings_correct} of {s.readings_labelled} labelled number{'s' if s.readings_labelled != 1 else ''}"
+            f" read right")
+
+
 # ---- the history table -----------------------------------------------------------------------
 class HistoryModel(QAbstractTableModel):
     COLUMNS = ("Image", "Predicted", "Confidence", "True label", "Time", "Model")
@@ -314,8 +324,14 @@ class StatisticsTab(QWidget):
         not_digit_card, self.not_digit_value, self.not_digit_caption = stat_tile("Not a digit")
         not_digit_card.setToolTip("How often a drawing did not look like a digit to the model (a letter, a "
                                   "scribble): of the drawings judged since the app judges them")
-        for c in (acc_card, total_card, confused_card, not_digit_card):
+        numbers_card, self.numbers_value, self.numbers_caption = stat_tile("Numbers read right")
+        numbers_card.setToolTip("Numbers written in Number mode (View → Number mode), of all model versions: "
+                                "how many of the labelled ones were read right, every digit")
+        for c in (acc_card, total_card, confused_card, not_digit_card, numbers_card):
             tiles.addWidget(c, 1)
+        for caption in (self.accuracy_caption, self.total_caption, self.confused_caption, self.not_digit_caption,
+                        self.numbers_caption):  # (five tiles in a narrow window: captions take two lines)
+            caption.setMinimumHeight(2 * caption.fontMetrics().lineSpacing())
         outer.addLayout(tiles)
 
         # Charts on the left, the history on the right: both get the window's height.
@@ -495,6 +511,9 @@ class StatisticsTab(QWidget):
             ys.append(float(day["accuracy"]) * 100)
         self._show_days(xs, ys)
         self._show_not_a_digit(s)
+        value, caption = numbers_read_right(s)
+        self.numbers_value.setText(value)
+        self.numbers_caption.setText(caption)
         self.model.set_rows(s.recent)
 
     def row_count(self) -> int:
