@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPointingDevice, QResizeEvent,
                            QTabletEvent)
 from PySide6.QtWidgets import QSizePolicy, QWidget
@@ -42,6 +42,23 @@ def pressure_width(brush: float, pressure: float, erase: bool = False) -> float:
     pressure = max(0.0, min(1.0, float(pressure)))
     scale = ERASER_SCALE if erase else 1.0
     return brush * scale * (MIN_PRESSURE_WIDTH + (1 - MIN_PRESSURE_WIDTH) * pressure)
+
+
+def paint_frame(p: QPainter, rect: QRect, placeholder: str, caption: str) -> None:
+    """What the canvas draws around the ink: a placeholder on empty paper, a thin frame
+    where the drawing area ends, and an opened image's caption."""
+    if placeholder:
+        p.setPen(QColor(150, 150, 160))
+        font = p.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        p.setFont(font)
+        p.drawText(rect, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, placeholder)
+    p.setPen(QColor(195, 202, 216))
+    p.setBrush(Qt.BrushStyle.NoBrush)
+    p.drawRect(QRectF(0.5, 0.5, rect.width() - 1, rect.height() - 1))
+    if caption:
+        p.setPen(QColor(90, 90, 100))
+        p.drawText(rect.adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter, caption)
 
 
 class DrawingCanvas(QWidget):
@@ -261,21 +278,8 @@ class DrawingCanvas(QWidget):
             r = self._overlay_rect
             paint_tint(p, self._overlay, QRectF(r.x() * self.width(), r.y() * self.height(),
                                                 r.width() * self.width(), r.height() * self.height()))
-        if self.is_empty() and self._placeholder:
-            p.setPen(QColor(150, 150, 160))
-            font = p.font()
-            font.setPointSizeF(font.pointSizeF() * 1.25)
-            p.setFont(font)
-            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                       self._placeholder)
-        p.setPen(QColor(195, 202, 216))  # a thin frame: where the drawing area ends
-        p.setBrush(Qt.BrushStyle.NoBrush)
-        p.drawRect(QRectF(0.5, 0.5, self.width() - 1, self.height() - 1))
-        if self._backdrop is not None and self._backdrop_caption:
-            p.setPen(QColor(90, 90, 100))
-            rect = self.rect().adjusted(8, 8, -8, -8)
-            p.drawText(rect, Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter,
-                       self._backdrop_caption)
+        paint_frame(p, self.rect(), self._placeholder if self.is_empty() else "",
+                    self._backdrop_caption if self._backdrop is not None else "")
         p.end()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
