@@ -10,6 +10,7 @@ import numpy as np
 import psycopg2
 from PIL import Image
 
+from app.db import DatabaseUnavailable
 from app.db.records import PredictionRecord
 
 
@@ -65,3 +66,17 @@ def fetch(url: str, query: str, params=None) -> list[tuple]:
             return cur.fetchall()
     finally:
         conn.close()
+
+
+class Switch:
+    """A connect function for a repository that fails while ``down`` is set: the
+    database "goes away" and comes back without stopping the server."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.down = False
+
+    def __call__(self):
+        if self.down:
+            raise DatabaseUnavailable("switched off")
+        return psycopg2.connect(self.url)

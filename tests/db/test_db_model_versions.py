@@ -11,7 +11,7 @@ import socket
 import numpy as np
 import psycopg2
 import pytest
-from dbhelpers import fetch, make_record, utc
+from dbhelpers import Switch, fetch, make_record, utc
 
 from app.db import DatabaseUnavailable, PredictionRepository, UnknownModelVersion
 from app.db.spool import Spool
@@ -283,18 +283,6 @@ def test_totals_follow_version_changes_and_deleted_versions(two_versions, db_url
 
 
 # ---- the spool ----------------------------------------------------------------------------
-class Switch:
-    """A connect function for the repository that fails while ``down`` is set."""
-
-    def __init__(self, url: str):
-        self.url = url
-        self.down = False
-
-    def __call__(self):
-        if self.down:
-            raise DatabaseUnavailable("switched off")
-        return psycopg2.connect(self.url)
-
 
 def go_offline(switch: Switch) -> None:
     switch.down = True

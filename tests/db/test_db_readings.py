@@ -11,24 +11,13 @@ import pytest
 from dbhelpers import fetch, make_record, utc
 from PIL import Image
 
-from app.db import DatabaseUnavailable, PredictionRepository
+from app.db import PredictionRepository
 from app.db import schema
 from app.db.spool import Spool
 from app.ml import MNISTPredictor, data
+from tests.db.dbhelpers import Switch
 from tests.ml.test_segment import compose, mnist_digit
 
-
-class Switch:
-    """A connect function that fails while ``down`` is set."""
-
-    def __init__(self, url: str):
-        self.url = url
-        self.down = False
-
-    def __call__(self):
-        if self.down:
-            raise DatabaseUnavailable("switched off")
-        return psycopg2.connect(self.url)
 
 
 def _png(arr: np.ndarray) -> bytes:
