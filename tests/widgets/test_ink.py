@@ -11,22 +11,10 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 
 from app.widgets import ink
-from app.widgets.canvas import DrawingCanvas, Stroke
+from app.widgets.canvas import Stroke
 from app.widgets.ink import CHECKPOINT_EVERY, SNAPSHOT_SIDE, DrawingRasters, render_strokes
 from tests.widgets.helpers import drag, line, tablet_stroke
-from tests.widgets.test_ink_solid import grey
-
-SIDE = 300
-
-
-@pytest.fixture
-def canvas(qtbot):
-    c = DrawingCanvas()
-    c.resize(SIDE, SIDE)
-    qtbot.addWidget(c)
-    c.show()
-    qtbot.waitExposed(c)
-    return c
+from tests.widgets.test_ink_solid import SIDE, canvas, grey  # noqa: F401 - canvas: the same fixture
 
 
 def random_strokes(count: int, seed: int = 0) -> list[Stroke]:
