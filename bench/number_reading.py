@@ -33,15 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image, ImageFilter  # noqa: E402
 
 from app.ml import MNISTPredictor, data  # noqa: E402
+from app.ml.strings import GAPS, compose, digit_ink  # noqa: E402
 from app.settings import Settings  # noqa: E402
 
-GAPS = ("separated", "close", "touching", "overlapping")
 LENGTHS = (2, 3, 4, 5, 6)
-SCALE = 10  # MNIST px -> canvas px
-SOLID = 0.3  # ink above this counts for "touching"
 
 
 @dataclass
@@ -50,79 +47,6 @@ class Sample:
     text: str
     gap: str
     glued: int  # digits whose ink touches the previous digits' ink
-
-
-def digit_ink(img28: np.ndarray, rng: np.random.Generator, vary: bool) -> np.ndarray:
-    """One MNIST digit as canvas-scale ink (0..1, full 28-px frame height, cropped to its columns)."""
-    img = Image.fromarray(img28)
-    height_factor = 1.0
-    if vary:
-        slant = rng.uniform(-0.3, 0.3)
-        img = img.transform((28, 28), Image.Transform.AFFINE, (1, slant, -slant * 14, 0, 1, 0),
-                            resample=Image.Resampling.BILINEAR)
-        grow = int(rng.integers(0, 3))
-        for _ in range(grow):
-            img = Image.fromarray(np.maximum(np.asarray(img), (0.85 * np.asarray(
-                img.filter(ImageFilter.MaxFilter(3)), dtype=np.float32)).astype(np.uint8)))
-        height_factor = rng.uniform(0.75, 1.15)
-    side = max(8, round(28 * SCALE * height_factor))
-    big = np.asarray(img.resize((side, side), Image.Resampling.BICUBIC), dtype=np.float32) / 255.0
-    big = np.clip(big, 0.0, 1.0)
-    cols = np.flatnonzero(big.max(axis=0) > 0.05)
-    return big[:, cols[0]:cols[-1] + 1]
-
-
-def compose(inks: list[np.ndarray], gap: str, rng: np.random.Generator,
-            vary: bool) -> tuple[np.ndarray, int, list[tuple[int, int]]]:
-    """Place the digits left to right with the gap class's spacing; returns the ink (0..1),
-    how many digits touch the ink before them, and where each digit went (x, y)."""
-    drift = rng.uniform(-0.08, 0.08) * 280 if vary else 0.0
-    tops = [round(k * drift + (rng.uniform(-0.04, 0.04) * 280 if vary else 0.0)) for k in range(len(inks))]
-    tops = [t - min(tops) for t in tops]
-    height = max(t + ink.shape[0] for t, ink in zip(tops, inks))
-    margin = 40
-    width = sum(ink.shape[1] for ink in inks) + 10 * SCALE * len(inks) + 2 * margin
-    canvas = np.zeros((height + 2 * margin, width), np.float32)
-    right = None  # rightmost solid column per canvas row so far
-    glued = 0  # digits whose ink touches the ink before them
-    placed = []
-    x = margin
-    for k, (ink, top) in enumerate(zip(inks, tops)):
-        y = top + margin
-        if k > 0:
-            if gap == "touching":
-                left = np.full(canvas.shape[0], np.inf)
-                rows = np.flatnonzero((ink > SOLID).any(axis=1))
-                first = (ink[rows] > SOLID).argmax(axis=1)
-                left[rows + y] = first
-                both = np.isfinite(left) & (right >= 0)
-                # the inks just touch (or, sharing no row, the boxes do)
-                x = int(np.max(right[both] - left[both])) + 1 if both.any() else prev_right
-            else:
-                lo, hi = {"separated": (2, 6), "close": (0, 2), "overlapping": (-3, -1)}[gap]
-                if vary and gap == "separated":
-                    lo, hi = 1, 9
-                x = prev_right + round(rng.uniform(lo, hi) * SCALE)
-            x = max(x, margin)
-        region = canvas[y:y + ink.shape[0], x:x + ink.shape[1]]
-        mine = ink[:, :region.shape[1]] > SOLID
-        theirs = region > SOLID
-        near = theirs.copy()  # 8-neighbours of the ink already there
-        near[1:] |= theirs[:-1]
-        near[:-1] |= theirs[1:]
-        near[:, 1:] |= near[:, :-1].copy()
-        near[:, :-1] |= near[:, 1:].copy()
-        glued += int((near & mine).any())
-        np.maximum(region, ink[:, :region.shape[1]], out=region)
-        placed.append((x, y))
-        if right is None:
-            right = np.full(canvas.shape[0], -1.0)
-        rows = np.flatnonzero((ink > SOLID).any(axis=1))
-        last = ink.shape[1] - 1 - (ink[rows, ::-1] > SOLID).argmax(axis=1)
-        right[rows + y] = np.maximum(right[rows + y], last + x)
-        prev_right = x + ink.shape[1]
-    cols = np.flatnonzero(canvas.max(axis=0) > 0)
-    return canvas[:, : cols[-1] + 1 + margin], glued, placed
 
 
 def make_samples(split: data.MNISTSplit, n_per: dict[int, int], rng: np.random.Generator,
@@ -164,6 +88,9 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=12)
     p.add_argument("--data-dir", type=Path, default=None)
     p.add_argument("--model-path", type=Path, default=None)
+    p.add_argument("--pieces-path", type=Path, default=None,
+                   help="the piece network (default: the shipped saved_models/mnist_pieces.pth)")
+    p.add_argument("--no-pieces", action="store_true", help="read with the digit network alone")
     p.add_argument("--show-errors", type=int, default=0, metavar="N", help="print N misread strings")
     args = p.parse_args()
 
@@ -172,7 +99,7 @@ def main() -> int:
     # One thread, as the app's inference worker runs (idle pool threads spinning on a busy
     # machine cost more than they give on a batch this small).
     torch.set_num_threads(1)
-    predictor = MNISTPredictor(args.model_path)
+    predictor = MNISTPredictor(args.model_path, pieces_path=False if args.no_pieces else args.pieces_path)
     rng = np.random.default_rng(args.seed)
     n_per = {length: (args.strings if length == 4 else args.others) for length in LENGTHS}
     start = time.perf_counter()
@@ -180,6 +107,9 @@ def main() -> int:
     print(f"digits from the MNIST {'training' if args.dev else 'test'} set"
           f"{', varied (pen, slant, heights, baseline, spacing)' if args.vary else ''}; "
           f"{sum(len(v) for v in samples.values())} strings composed in {time.perf_counter() - start:.1f} s")
+    scorer = predictor.piece_scorer
+    print(f"digit network {predictor.model_path.name}, piece network "
+          f"{scorer.path.name if scorer is not None else 'none (the digit network alone)'}")
 
     predictor.read_number(samples[("separated", 2)][0].picture)  # warm-up
     right: dict[tuple[str, int], int] = {}
