@@ -51,6 +51,7 @@ lint-imports: venv
 train: venv mnist
 	$(PY) run_model.py --mode both
 	$(PY) run_model.py --mode both --preset robust --model-path saved_models/mnist_robust.pth
+	$(PY) run_model.py --mode pieces
 
 bench: venv mnist
 	$(PY) bench/train_speed.py

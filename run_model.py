@@ -6,6 +6,7 @@
     python run_model.py --mode both --epochs 5
     python run_model.py --mode test --test-samples 10   # also saves a figure of 10 digits
     python run_model.py --mode read --image number.png  # read the number written in an image
+    python run_model.py --mode pieces           # train the number reader's piece network
 
 The shape follows pytorch/examples' mnist/main.py.
 """
@@ -31,13 +32,20 @@ class NonFiniteLoss(ValueError):
 
 def build_parser() -> argparse.ArgumentParser:
     from app.ml.model import ARCHITECTURES
+    from app.ml.pieces import PieceTraining
     from app.ml.train import DEFAULT_PRESET, PRESETS, TrainConfig
 
     d = TrainConfig()
     p = argparse.ArgumentParser(description="Train and test the MNIST digit classifier.")
-    p.add_argument("--mode", choices=["train", "test", "both", "finetune", "read"], default="both",
+    p.add_argument("--mode", choices=["train", "test", "both", "finetune", "read", "pieces"], default="both",
                    help="train a model, test one, or both (default: both); finetune: learn from "
-                        "the corrections in the database; read: read the number in each --image")
+                        "the corrections in the database; read: read the number in each --image; "
+                        "pieces: train the number reader's piece network")
+    p.add_argument("--strings", type=int, default=None, metavar="N",
+                   help="--mode pieces: strings of training digits to cut pieces from (default: "
+                        f"{PieceTraining.strings}); --epochs, --batch-size, --learning-rate and --seed apply, "
+                        f"with defaults {PieceTraining.epochs}, {PieceTraining.batch_size}, "
+                        f"{PieceTraining.learning_rate} and {PieceTraining.seed} for this mode")
     p.add_argument("--image", type=Path, nargs="+", default=None, metavar="FILE",
                    help="image files to read with --mode read (a digit or a whole number)")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs to train (default: {d.epochs})")
@@ -106,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             return finetune_cli(settings, args, model_path)
         mnist = data.load_or_fetch(settings, args.data_dir, allow_download=not args.no_download,
                                    progress=None if args.quiet else data.tqdm_progress())
+        if args.mode == "pieces":
+            train_pieces(args, mnist, args.model_path or paths.pieces_model_path())
+            return 0
         if args.mode in ("train", "both"):
             train_and_save(args, mnist, model_path, figures_dir, settings.data_home / "synthetic")
         if args.mode in ("test", "both"):
@@ -173,6 +184,32 @@ def train_and_save(args, mnist, model_path: Path, figures_dir: Path, cache_dir: 
         print(f"Calibrated: temperature {c['temperature']:.3f}, calibration error on the test set "
               f"{100 * c['test_ece']:.2f}%, {100 * c['test_digit_accept']:.2f}% of the test digits accepted as digits")
     print(f"Saved model to {model_path} (sha256 {sha[:12]}), history figure to {history_png}")
+
+
+def train_pieces(args, mnist, path: Path) -> None:
+    """Train the number reader's piece network (``app.ml.pieces``) and save it to ``path``."""
+    from app.ml import pieces
+
+    defaults = build_parser()
+    given = {name: getattr(args, name) for name in ("epochs", "batch_size", "learning_rate", "seed")
+             if getattr(args, name) != defaults.get_default(name)}
+    if args.strings is not None:
+        if args.strings < 10:
+            raise ValueError("--strings must be at least 10")
+        given["strings"] = args.strings
+    config = pieces.PieceTraining(**given)
+    bar = None if args.quiet else _TqdmReporter()
+    status = None if args.quiet else (lambda text: print(text, flush=True))
+    try:
+        model, metadata = pieces.train(mnist.train, config, status=status, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    pieces.save(path, model, metadata)
+    print(f"Held-out pieces: {metadata['held_out_accuracy']:.2f}% right; whole digits kept "
+          f"{metadata['held_out_whole_kept']:.1f}%, broken pieces caught {metadata['held_out_broken_caught']:.1f}% "
+          f"({metadata['seconds']:.0f} s)")
+    print(f"Saved the piece network to {path}")
 
 
 def check_training_losses(history, model_path: Path) -> None:

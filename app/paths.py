@@ -65,3 +65,12 @@ def default_user_data_dir() -> Path:
     if sys.platform.startswith("linux") and hasattr(os, "geteuid") and os.geteuid() == 0:
         return Path("/var/lib") / APP_NAME
     return Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR))
+
+
+#: The number reader's second opinion on the pieces it cuts (``app.ml.pieces``); not a
+#: digit model, so not among ``shipped_model_paths``.
+PIECES_MODEL = "mnist_pieces.pth"
+
+
+def pieces_model_path() -> Path:
+    return resource_root() / "saved_models" / PIECES_MODEL

@@ -51,7 +51,11 @@ def _check_model(model_path: Path | None) -> str:
     right = sum(int(r.digit == int(label)) for r, label in zip(results, sample["labels"]))
     if right < len(results) - 1:
         raise RuntimeError(f"the model recognised only {right} of {len(results)} bundled MNIST digits")
-    return f"{predictor.model_path.name}: {right}/{len(results)} bundled digits right"
+    if predictor.piece_scorer is None:
+        raise RuntimeError(f"the number reader's piece network {predictor.pieces_path} is missing or unusable")
+    reading = predictor.read_number(np.hstack([sample["images"][0], sample["images"][1]]))
+    return (f"{predictor.model_path.name}: {right}/{len(results)} bundled digits right; "
+            f"{predictor.pieces_path.name} loaded, two digits side by side read as {reading.text}")
 
 
 def _check_training() -> str:

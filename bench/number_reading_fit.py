@@ -29,7 +29,7 @@ import number_reading as bench  # noqa: E402
 from app.ml import MNISTPredictor, data, segment  # noqa: E402
 from app.settings import Settings  # noqa: E402
 
-FITTED = ("per_digit", "width", "gap", "short", "cut", "crossed", "narrow_cut")
+FITTED = ("per_digit", "width", "gap", "short", "cut", "crossed", "narrow_cut", "whole")
 GRID = {
     "per_digit": (-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0),
     "width": (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0),
@@ -38,6 +38,7 @@ GRID = {
     "cut": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
     "crossed": (0.0, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0),
     "narrow_cut": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
+    "whole": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0),
 }
 
 
@@ -53,9 +54,10 @@ def build(predictor, split, n4: int, seed: int) -> list[dict]:
         for sample in group:
             layout = segment.analyse(sample.picture, None, predictor.predict_prepared)
             cands = layout.candidates()
-            preds = predictor.predict_prepared([c.prepared for c in cands])
+            preds, whole = segment.read_candidates(cands, predictor.predict_prepared, predictor.piece_scorer)
             out.append({"gap": gap, "text": sample.text, "n": len(layout.atoms),
-                        "feats": np.array([segment.piece_features(layout, c, p) for c, p in zip(cands, preds)]),
+                        "feats": np.array([segment.piece_features(layout, c, p, w)
+                                           for c, p, w in zip(cands, preds, whole)]),
                         "digits": [str(p.digit) for p in preds],
                         "first": [c.first for c in cands], "last": [c.last for c in cands],
                         "cuts": {name: layout.cut_costs(w) for name, w in only.items()},
@@ -82,6 +84,19 @@ def show(label: str, acc: dict[str, float]) -> None:
           flush=True)
 
 
+def reachable(d: dict) -> bool:
+    """Whether some segmentation the candidates allow reads the true text (an upper bound)."""
+    text, n = d["text"], d["n"]
+    ok = {(0, 0)}
+    for j in range(1, n + 1):
+        if d["marks"][j - 1]:
+            ok |= {(j, m) for (i, m) in ok if i == j - 1}
+        for k, (a, b) in enumerate(zip(d["first"], d["last"])):
+            if b == j:
+                ok |= {(j, m + 1) for (i, m) in list(ok) if i == a and m < len(text) and text[m] == d["digits"][k]}
+    return (n, len(text)) in ok
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--strings", type=int, default=150, help="4-digit strings per gap class (default 150)")
@@ -89,10 +104,13 @@ def main() -> int:
     p.add_argument("--random", type=int, default=150, help="random points of the grid tried first (default 150)")
     p.add_argument("--data-dir", type=Path, default=None)
     p.add_argument("--model-path", type=Path, default=None)
+    p.add_argument("--pieces-path", type=Path, default=None, help="the piece network (default: the shipped one)")
+    p.add_argument("--fit", nargs="+", choices=FITTED, default=list(FITTED), metavar="WEIGHT",
+                   help=f"the weights to fit, the others kept (default: all of {', '.join(FITTED)})")
     args = p.parse_args()
     mnist = data.load_or_fetch(Settings.load(), args.data_dir)
     torch.set_num_threads(1)  # as bench/number_reading.py
-    predictor = MNISTPredictor(args.model_path)
+    predictor = MNISTPredictor(args.model_path, pieces_path=args.pieces_path)
     start = time.perf_counter()
     fit = build(predictor, mnist.train, args.strings, args.seed)
     held = build(predictor, mnist.train, args.strings, args.seed + 1)
@@ -100,17 +118,21 @@ def main() -> int:
           f"({time.perf_counter() - start:.0f} s)", flush=True)
     w = segment.DEFAULT_WEIGHTS
     show("held out, current weights", right(held, w))
+    reach = {g: 100.0 * float(np.mean([reachable(d) for d in held if d["gap"] == g])) for g in bench.GAPS}
+    show("held out, read right by some segmentation of the candidates", reach)
     best = objective(right(fit, w))
+    show("fitted strings, current weights", right(fit, w))
     rng = np.random.default_rng(args.seed)
+    fitted = [n for n in FITTED if n in args.fit]
     for _ in range(args.random):  # random points of the grid first, then one weight at a time
-        trial = dataclasses.replace(w, **{n: float(rng.choice(GRID[n])) for n in FITTED})
+        trial = dataclasses.replace(w, **{n: float(rng.choice(GRID[n])) for n in fitted})
         score = objective(right(fit, trial))
         if score > best + 1e-9:
             best, w = score, trial
     show(f"best random point ({', '.join(f'{n}={getattr(w, n)}' for n in FITTED)})", right(fit, w))
     for _ in range(4):
         improved = False
-        for name in FITTED:
+        for name in fitted:
             for value in GRID[name]:
                 trial = dataclasses.replace(w, **{name: value})
                 score = objective(right(fit, trial))
@@ -127,15 +149,3 @@ def main() -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-def reachable(d: dict) -> bool:
-    """Whether some segmentation the candidates allow reads the true text (an upper bound)."""
-    text, n = d["text"], d["n"]
-    ok = {(0, 0)}
-    for j in range(1, n + 1):
-        if d["marks"][j - 1]:
-            ok |= {(j, m) for (i, m) in ok if i == j - 1}
-        for k, (a, b) in enumerate(zip(d["first"], d["last"])):
-            if b == j:
-                ok |= {(j, m + 1) for (i, m) in list(ok) if i == a and m < len(text) and text[m] == d["digits"][k]}
-    return (n, len(text)) in ok

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from app import paths
-from app.ml import calibration, checkpoint, segment
+from app.ml import calibration, checkpoint, pieces, segment
+from app.ml.errors import ModelFileError
 from app.ml.preprocess import NothingDrawn, Prepared, prepare
 
 log = logging.getLogger(__name__)
@@ -56,16 +57,23 @@ class MNISTPredictor:
 
     Raises ``ModelFileError`` if the weights file is missing or unusable, ``ValueError``
     for input it cannot read, and ``NothingDrawn`` (a ``ValueError``) for a blank image.
-    Safe to call from several threads.
+    Safe to call from several threads.  ``read_number`` also uses the piece network
+    (``pieces_path``, by default the shipped ``saved_models/mnist_pieces.pth``; False: none)
+    when it can load it.
     """
 
-    def __init__(self, model_path: str | Path | None = None, device: str = "cpu"):
+    def __init__(self, model_path: str | Path | None = None, device: str = "cpu",
+                 pieces_path: str | Path | None | bool = None):
         self.model_path = Path(model_path) if model_path is not None else paths.bundled_model_path()
         self._device = torch.device(device)
         self._loaded = checkpoint.load(self.model_path, self._device)
         # (checked by checkpoint.load: a file with unusable calibration data is refused)
         self._calibration = calibration.Calibration.from_metadata(self._loaded.metadata)
         self._lock = threading.Lock()
+        self.pieces_path = None if pieces_path is False else (
+            Path(pieces_path) if pieces_path is not None else paths.pieces_model_path())
+        # False: not loaded yet; None: none to use
+        self._pieces: pieces.PieceScorer | None | bool = False if self.pieces_path else None
 
     # ---- information -------------------------------------------------------
     @property
@@ -89,6 +97,20 @@ class MNISTPredictor:
         """Temperature and "is a digit" threshold from the weights file (defaults when the
         file has none: temperature 1, every image counts as a digit)."""
         return self._calibration
+
+    @property
+    def piece_scorer(self) -> pieces.PieceScorer | None:
+        """The number reader's second opinion (``app.ml.pieces``), loaded on first use;
+        None, with a warning in the log, when its file is missing or unusable: numbers
+        are then read by the digit network alone."""
+        with self._lock:
+            if self._pieces is False:
+                try:
+                    self._pieces = pieces.PieceScorer.load(self.pieces_path)
+                except ModelFileError as exc:
+                    log.warning("%s Numbers are read without it.", exc)
+                    self._pieces = None
+            return self._pieces
 
     # ---- prediction ----------------------------------------------------------
     def predict(self, x) -> Prediction:
@@ -118,7 +140,7 @@ class MNISTPredictor:
         ``.confidence`` (the product of the digits').  ``strokes``, when known, are the pen
         strokes in ``x``'s pixel coordinates (see ``app.ml.segment``).  Raises
         ``NothingDrawn`` for a blank input, like ``predict``."""
-        return segment.read_number(self.predict_prepared, x, strokes)
+        return segment.read_number(self.predict_prepared, x, strokes, verify=self.piece_scorer)
 
     def predict_prepared(self, prepared: list[Prepared]) -> list[Prediction]:
         return self._run(list(prepared))

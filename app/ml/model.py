@@ -76,3 +76,19 @@ def build_model(arch: str = DEFAULT_ARCH, **kwargs) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+class PieceNet(nn.Module):
+    """The number reader's second opinion (``app.ml.pieces``), beside the digit network:
+    is a piece cut out of a drawing one whole digit?  The wide network's layout at half its
+    width, with 11 outputs: the digits 0-9 and "not one whole digit" (10)."""
+
+    CLASSES = 11
+
+    def __init__(self, width: int = 8, dropout: float = 0.2):
+        super().__init__()
+        self.body = WideNet(width=width, dropout=dropout)
+        self.body.head[-1] = nn.Linear(128, self.CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)

@@ -12,8 +12,10 @@
    blank gap inside.  Every candidate is prepared the MNIST way (crop, 20x20 box, centre
    of mass; ``app.ml.preprocess``) and the network reads all of them in one batch.
    Dynamic programming picks the grouping with the best total score: each digit's
-   log-probability, less a penalty for a piece the classifier says is not a digit, and
-   small costs of shape and of cutting (see ``Weights``).
+   log-probability, less a penalty for a piece the classifier says is not a digit, plus
+   the log-probability the piece network (``app.ml.pieces``, when there is one) gives it
+   of being one whole digit rather than a fragment or parts of two, and small costs of
+   shape and of cutting (see ``Weights``).  The digits read are the digit network's.
 
 The analysis runs on a copy of the ink ``WORK_HEIGHT`` pixels high; candidates are cut out
 of a finer copy, and the whole drawing from the ink itself, so a digit drawn alone is
@@ -22,6 +24,7 @@ prepared exactly as ``MNISTPredictor.predict`` prepares it and gets the same ans
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -75,6 +78,13 @@ DIGIT_WIDTH_SPREAD = (0.17, 0.43, 0.19, 0.19, 0.20, 0.23, 0.20, 0.20, 0.21, 0.20
 MIN_SPREAD = 0.25
 
 Classify = Callable[[Sequence[Prepared]], "list[Prediction]"]
+#: The piece network (``app.ml.pieces.PieceScorer``): each piece's probabilities (N x 11)
+#: of being each digit, whole, and of not being one whole digit (the last).
+Verify = Callable[[Sequence[Prepared]], np.ndarray]
+#: A piece cut out of a unit is read by both networks: the geometric mean of the digit
+#: network's probabilities and the piece network's (over the digits), weighted so.  Whole
+#: units (a digit apart from the others) are read by the digit network alone.
+PIECE_VOTE = 0.5
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,8 @@ class Weights:
     A piece read as digit d scores ``log p(d)`` + ``per_digit`` - ``width`` x z^2 / 2 (z:
     how many spreads its width lies from d's usual width) - ``gap`` x its widest blank gap
     - ``short`` x how much shorter than ``SHORT`` digit heights it is - ``not_a_digit`` when
-    the classifier says it is not a digit.  Each cut through a unit costs ``cut`` +
+    the classifier says it is not a digit + ``whole`` x the log of the piece network's
+    probability that it is one whole digit (``app.ml.pieces``).  Each cut through a unit costs ``cut`` +
     ``crossed`` x the strokes it crosses, ``narrow_cut`` more through a unit no wider than
     ``CUT_WIDTH`` (one digit, cut only because the network was unsure of it whole) and
     ``stroke_cut`` more through a group of pen strokes.  Leaving out a small mark costs
@@ -110,6 +121,7 @@ class Weights:
     not_a_digit: float = 6.0
     stroke_cut: float = 3.0
     skip: float = 2.0
+    whole: float = 3.0
 
 
 DEFAULT_WEIGHTS = Weights()
@@ -163,18 +175,19 @@ def as_strokes(strokes: Iterable[Any] | None) -> list[Stroke]:
 
 # ---- the reading -------------------------------------------------------------------------------
 def read_number(classify: Classify, x, strokes: Iterable[Any] | None = None,
-                weights: Weights = DEFAULT_WEIGHTS) -> NumberReading:
+                weights: Weights = DEFAULT_WEIGHTS, verify: Verify | None = None) -> NumberReading:
     """Read the number drawn in ``x`` (any input ``prepare`` takes).
 
     ``classify`` reads a list of ``Prepared`` digits in one batch
     (``MNISTPredictor.predict_prepared``).  ``strokes``, when known, are the pen strokes in
-    ``x``'s pixel coordinates (see ``as_strokes``).  Raises ``NothingDrawn`` for a blank
+    ``x``'s pixel coordinates (see ``as_strokes``).  ``verify``, when given, says how likely
+    each candidate piece is one whole digit (``app.ml.pieces``).  Raises ``NothingDrawn`` for a blank
     input and ``ValueError`` for input it cannot read.
     """
     layout = analyse(x, strokes, classify)
     cands = layout.candidates()
-    preds = classify([c.prepared for c in cands])
-    feats = np.array([piece_features(layout, c, p) for c, p in zip(cands, preds)])
+    preds, whole = read_candidates(cands, classify, verify)
+    feats = np.array([piece_features(layout, c, p, w) for c, p, w in zip(cands, preds, whole)])
     chosen = choose(layout, cands, feats @ piece_weights(weights), weights)
     digits = [preds[k] for k in chosen]
     log.debug("%d atoms, %d candidates, read %s", len(layout.atoms), len(cands),
@@ -190,11 +203,37 @@ def read_number(classify: Classify, x, strokes: Iterable[Any] | None = None,
                          confidence=float(np.prod([p.confidence for p in digits])))
 
 
+def read_candidates(cands: Sequence["Candidate"], classify: Classify,
+                    verify: Verify | None = None) -> tuple[list, np.ndarray]:
+    """Each candidate's ``Prediction`` and its probability of being one whole digit (1
+    without a piece network).  A candidate with a cut through it is read by both networks
+    (``PIECE_VOTE``); one made of whole units by the digit network alone, so that a digit
+    drawn alone reads as ``predict`` reads it."""
+    prepared = [c.prepared for c in cands]
+    preds = classify(prepared)
+    if verify is None:
+        return preds, np.ones(len(cands))
+    q = np.asarray(verify(prepared), np.float64)
+    digits = q[:, :10] / np.maximum(q[:, :10].sum(axis=1, keepdims=True), 1e-12)
+    out = []
+    for c, p, d in zip(cands, preds, digits):
+        if not c.uncut:
+            log_mix = (1 - PIECE_VOTE) * np.log(np.maximum(p.probabilities, 1e-12)) \
+                + PIECE_VOTE * np.log(np.maximum(d, 1e-12))
+            mix = np.exp(log_mix - log_mix.max())
+            mix /= mix.sum()
+            k = int(mix.argmax())
+            p = dataclasses.replace(p, digit=k, confidence=float(mix[k]),
+                                    probabilities=tuple(float(v) for v in mix))
+        out.append(p)
+    return out, 1.0 - q[:, -1]
+
+
 #: What a piece's score is made of (``piece_features``), in the order of ``piece_weights``.
-FEATURES = ("log_p", "one", "width_z2", "gap", "short", "not_a_digit")
+FEATURES = ("log_p", "one", "width_z2", "gap", "short", "not_a_digit", "whole")
 
 
-def piece_features(layout: "Layout", cand: "Candidate", pred) -> tuple[float, ...]:
+def piece_features(layout: "Layout", cand: "Candidate", pred, whole: float = 1.0) -> tuple[float, ...]:
     h = layout.height
     d = pred.digit
     z = math.log(max(cand.width, 1.0) / h / DIGIT_WIDTH[d]) / max(DIGIT_WIDTH_SPREAD[d], MIN_SPREAD)
@@ -203,11 +242,11 @@ def piece_features(layout: "Layout", cand: "Candidate", pred) -> tuple[float, ..
     # a classifier without the not-a-digit score takes every image for a digit
     not_digit = 0.0 if getattr(pred, "is_digit", True) else 1.0
     return (max(math.log(max(pred.confidence, 1e-300)), MIN_LOG_P), 1.0, z * z / 2, cand.gap / h,
-            max(0.0, SHORT - cand.height / h), not_digit)
+            max(0.0, SHORT - cand.height / h), not_digit, max(math.log(max(float(whole), 1e-300)), MIN_LOG_P))
 
 
 def piece_weights(w: Weights) -> np.ndarray:
-    return np.array([1.0, w.per_digit, -w.width, -w.gap, -w.short, -w.not_a_digit])
+    return np.array([1.0, w.per_digit, -w.width, -w.gap, -w.short, -w.not_a_digit, w.whole])
 
 
 def choose(layout: "Layout", cands: list["Candidate"], scores: Sequence[float], weights: Weights) -> list[int]:
@@ -268,6 +307,7 @@ class Candidate:
     width: float  # working pixels
     height: float
     gap: float  # the widest blank gap inside, working pixels
+    uncut: bool = False  # whole units only: no cut runs through it
 
 
 @dataclass
@@ -353,8 +393,10 @@ class Layout:
         prepared = Prepared(image=fld, tensor_input=((fld - MEAN) / STD)[None].astype(np.float32))
         bx0, by0 = math.floor((ox + cols[0]) * rx), math.floor(rows[0] * ry)
         bx1, by1 = math.ceil((ox + cols[-1] + 1) * rx), math.ceil((rows[-1] + 1) * ry)
+        units = {a.unit for a in atoms}
+        uncut = sum(a.unit in units for a in self.atoms) == j - i
         return Candidate(first=i, last=j, prepared=prepared, box=(bx0, by0, bx1 - bx0, by1 - by0),
-                         width=width, height=height, gap=gap)
+                         width=width, height=height, gap=gap, uncut=uncut)
 
 
 def ink_of(x) -> np.ndarray:

@@ -32,13 +32,13 @@ SOLID = 0.25
 #: A cut path pays this per column it moves sideways (an ink pixel costs 1).
 SEAM_LATERAL = 0.25
 #: Rows (fractions of the piece's height) through which cut paths are sought.
-SEAM_ROWS = (1 / 3, 1 / 2, 2 / 3)
+SEAM_ROWS = (1 / 4, 1 / 3, 5 / 12, 1 / 2, 7 / 12, 2 / 3, 3 / 4)
 #: Cut paths crossing more strokes than this are not proposed.
 SEAM_MAX_CROSSED = 2.6
 #: Two cut paths closer than this (digit heights, mean distance) are one.
 SEAM_SPACING = 0.12
 #: At most one cut path per this much width (digit heights), plus one.
-SEAM_PER_HEIGHT = 0.35
+SEAM_PER_HEIGHT = 0.2
 #: Each side of a cut holds at least this share of the piece's ink.
 SEAM_MIN_SIDE = 0.05
 
@@ -293,6 +293,10 @@ def find_cuts(ink: np.ndarray, height: float, pen: float) -> list[tuple[np.ndarr
     limit = int(math.ceil(w / (SEAM_PER_HEIGHT * height))) + 1
     found: list[tuple[np.ndarray, float]] = []
     for crossed, mid, x in options:
+        # a path through a point of one already found is most likely that path: skip it
+        # before tracing it (tracing costs a Python loop over the rows)
+        if any(abs(int(p[mid]) - x) < 1 for p, _ in found):
+            continue
         path = np.empty(h, np.intp)
         path[mid] = x
         for r in range(mid, 0, -1):
