@@ -62,8 +62,6 @@ class LoadedModel:
 def save(path: Path, model: nn.Module, arch: str, arch_kwargs: dict | None = None,
          metadata: dict | None = None) -> str:
     """Write the weights atomically (temp file, fsync, rename); return the file's sha256."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -75,6 +73,13 @@ def save(path: Path, model: nn.Module, arch: str, arch_kwargs: dict | None = Non
         "metadata": dict(metadata or {}),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
+    return write_payload(path, payload)
+
+
+def write_payload(path: Path, payload: dict) -> str:
+    """``torch.save`` atomically (temp file, fsync, rename); return the file's sha256."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

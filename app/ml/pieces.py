@@ -15,8 +15,9 @@ network, never instead of it) is trained on exactly those pieces:
    when it holds a fragment, or much of two digits (``BROKEN``); pieces in between are
    left out.
 
-The reader adds ``log P(one whole digit)`` to each piece's score; the digits it reads are
-still the digit network's.  ``python run_model.py --mode pieces`` trains it; the shipped
+The reader adds ``log P(one whole digit)`` to each piece's score, and reads a piece with a
+cut through it by both networks (``segment.PIECE_VOTE``); a digit standing apart is read by
+the digit network alone.  ``python run_model.py --mode pieces`` trains it; the shipped
 ``saved_models/mnist_pieces.pth`` was made that way.  No Qt here.
 """
 
@@ -24,8 +25,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +34,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app.ml import segment, strings
+from app.ml import checkpoint, segment, strings
 from app.ml.data import MEAN, STD, MNISTSplit
 from app.ml.errors import ModelFileError, TrainingCancelled
 from app.ml.model import PieceNet
 from app.ml.preprocess import NothingDrawn, Prepared
-from app.fsutil import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -134,25 +132,12 @@ def make_pieces(split: MNISTSplit, n_strings: int, seed: int,
 
 
 # ---- the network's file ------------------------------------------------------------------------
-def save(path: Path, model: PieceNet, metadata: dict) -> None:
-    """Write the weights atomically (temp file, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION,
-               "width": model.body.features[0][0].out_channels, "metadata": dict(metadata),
-               "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def save(path: Path, model: PieceNet, metadata: dict) -> str:
+    """Write the weights atomically (temp file, fsync, rename); return the file's sha256."""
+    return checkpoint.write_payload(path, {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "width": model.body.features[0][0].out_channels, "metadata": dict(metadata),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}})
 
 
 class PieceScorer:
