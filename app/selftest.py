@@ -23,10 +23,10 @@ from app import paths
 
 
 def run_self_test(model_path: Path | None = None, out: Callable[[str], None] = print,
-                  environ: Mapping[str, str] | None = None) -> int:
+                  environ: Mapping[str, str] | None = None, pieces_path: Path | None = None) -> int:
     """Run every check; ``environ`` (default: the process environment) tells whether there is a display."""
     environ = os.environ if environ is None else environ
-    steps = [("model", lambda: _check_model(model_path)), ("training", _check_training),
+    steps = [("model", lambda: _check_model(model_path, pieces_path)), ("training", _check_training),
              ("database", _check_database), ("qt", lambda: _check_qt(qt_platform_args(environ)))]
     for name, step in steps:
         start = time.perf_counter()
@@ -40,12 +40,12 @@ def run_self_test(model_path: Path | None = None, out: Callable[[str], None] = p
     return 0
 
 
-def _check_model(model_path: Path | None) -> str:
+def _check_model(model_path: Path | None, pieces_path: Path | None = None) -> str:
     import numpy as np
 
     from app.ml import MNISTPredictor
 
-    predictor = MNISTPredictor(model_path)
+    predictor = MNISTPredictor(model_path, pieces_path=pieces_path)
     sample = np.load(paths.resources_dir() / "selftest_digits.npz")
     results = predictor.predict_batch(sample["images"])
     right = sum(int(r.digit == int(label)) for r, label in zip(results, sample["labels"]))
@@ -53,9 +53,13 @@ def _check_model(model_path: Path | None) -> str:
         raise RuntimeError(f"the model recognised only {right} of {len(results)} bundled MNIST digits")
     if predictor.piece_scorer is None:
         raise RuntimeError(f"the number reader's piece network {predictor.pieces_path} is missing or unusable")
-    reading = predictor.read_number(np.hstack([sample["images"][0], sample["images"][1]]))
+    labels = [int(v) for v in sample["labels"]]
+    pair = [labels.index(4), labels.index(2)]
+    reading = predictor.read_number(np.hstack([sample["images"][k] for k in pair]))
+    if reading.text != "42":
+        raise RuntimeError(f"a bundled 4 and 2 side by side were read as {reading.text!r}, not '42'")
     return (f"{predictor.model_path.name}: {right}/{len(results)} bundled digits right; "
-            f"{predictor.pieces_path.name} loaded, two digits side by side read as {reading.text}")
+            f"{predictor.pieces_path.name} loaded, a bundled 4 and 2 side by side read as {reading.text}")
 
 
 def _check_training() -> str:

@@ -30,6 +30,13 @@ def test_self_test_fails_with_the_reason(tmp_path):
     assert said[-1].startswith("self-test FAILED at model: Model file") and "corrupt" in said[-1]
 
 
+def test_self_test_fails_without_the_piece_network(tmp_path):
+    said = []
+    assert run_self_test(pieces_path=tmp_path / "missing.pth", out=said.append) == 1
+    assert said[-1].startswith("self-test FAILED at model: the number reader's piece network")
+    assert "missing.pth" in said[-1]
+
+
 def test_self_test_without_a_display_chooses_offscreen(tmp_path):
     """No DISPLAY, no WAYLAND_DISPLAY, no QT_QPA_PLATFORM: Qt's default (xcb) would abort."""
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
