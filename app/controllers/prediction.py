@@ -21,6 +21,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from app.controllers.models import ModelController
+from app.controllers.requests import Requests
 from app.ml.errors import NothingDrawn
 from app.viewmodels import PredictionResult
 from app.workers import WorkerThread
@@ -144,10 +145,7 @@ class PredictionController(QObject):
         self.inference = inference
         self.models = models
         self._explain = False
-        self._epoch = 0
-        self._seq = 0
-        self._latest_seq = 0  # the newest request
-        self._delivered_seq = 0  # the newest request whose answer (or error) has arrived
+        self._requests = Requests()
         self._drawing = Drawing(epoch=0)
 
     # ---- what the other rooms and the widgets read ----------------------------------------------
@@ -158,12 +156,12 @@ class PredictionController(QObject):
     @property
     def latest_seq(self) -> int:
         """The sequence number of the newest request."""
-        return self._latest_seq
+        return self._requests.latest
 
     @property
     def waiting(self) -> bool:
         """A request has been made whose answer has not arrived yet."""
-        return self._latest_seq > self._delivered_seq
+        return self._requests.waiting
 
     @property
     def has_prediction(self) -> bool:
@@ -186,9 +184,7 @@ class PredictionController(QObject):
         predictor = self.models.predictor
         if predictor is None:
             return None
-        self._seq += 1
-        seq = self._latest_seq = self._seq
-        epoch = self._epoch
+        seq, epoch = self._requests.start()
         self.inference.submit(predict, predictor, picture, seq, epoch, source, time.perf_counter(), explain,
                               key="predict", on_result=self._predicted,
                               on_error=lambda e: self._predict_failed(e, seq, epoch))
@@ -204,19 +200,19 @@ class PredictionController(QObject):
 
     def _predicted(self, result: tuple) -> None:
         r, picture = result
-        self._delivered_seq = max(self._delivered_seq, r.seq)
+        self._requests.arrived(r.seq)
         d = self._drawing
-        if r.epoch != self._epoch or (d.prediction is not None and d.prediction.seq > r.seq) \
+        if r.epoch != self._requests.epoch or (d.prediction is not None and d.prediction.seq > r.seq) \
                 or d.uuid is not None:
             return  # the drawing was cleared, a newer answer is shown, or it is logged already
         d.prediction, d.raw, d.source = r, picture, r.source
         self.predictionReady.emit(r)
-        if r.seq == self._latest_seq:
+        if r.seq == self._requests.latest:
             self.answered.emit(True)
 
     def _predict_failed(self, exc: BaseException, seq: int, epoch: int) -> None:
-        self._delivered_seq = max(self._delivered_seq, seq)
-        if epoch != self._epoch or seq != self._latest_seq:
+        self._requests.arrived(seq)
+        if not self._requests.is_newest(seq, epoch):
             return
         if isinstance(exc, NothingDrawn):
             self._drawing.prediction = None
@@ -229,8 +225,7 @@ class PredictionController(QObject):
     # ---- drawings -----------------------------------------------------------------------------
     def new_drawing(self) -> None:
         """Forget the drawing (whatever was to be done with it is done): a new one starts."""
-        self._epoch += 1
-        self._drawing = Drawing(epoch=self._epoch)
+        self._drawing = Drawing(epoch=self._requests.next_epoch())
         self.predictionCleared.emit()
 
     def canvas_emptied(self) -> None:
@@ -241,28 +236,26 @@ class PredictionController(QObject):
         """Read an image file and predict it (both in the worker).  Call it once the
         drawing on screen is done with (app.controllers.FeedbackController.discard)."""
         path = Path(path)
-        epoch = self._epoch
-        self._seq += 1
-        seq = self._latest_seq = self._seq
+        seq, epoch = self._requests.start()
         self.inference.submit(open_image, self.models.predictor, path, seq, epoch, time.perf_counter(),
                               self._explain, key="predict", on_result=lambda r: self._image_opened(r, seq, epoch),
                               on_error=lambda e: self._image_failed(e, path, seq))
 
     def _image_opened(self, opened: OpenedImage, seq: int, epoch: int) -> None:
-        if epoch != self._epoch:
-            self._delivered_seq = max(self._delivered_seq, seq)
+        if epoch != self._requests.epoch:
+            self._requests.arrived(seq)
             return
         self.imageOpened.emit(opened.rgba, opened.caption)
         if opened.result is not None:
-            self._drawing = Drawing(epoch=self._epoch, source="file")
+            self._drawing = Drawing(epoch=self._requests.epoch, source="file")
             self._predicted((opened.result, opened.picture))
         else:
-            self._delivered_seq = max(self._delivered_seq, seq)
+            self._requests.arrived(seq)
             if opened.error:
                 self.predictionFailed.emit(opened.error)
             self.answered.emit(False)
 
     def _image_failed(self, exc: BaseException, path: Path, seq: int) -> None:
-        self._delivered_seq = max(self._delivered_seq, seq)
+        self._requests.arrived(seq)
         self.problem.emit("Cannot open the image", f"{path}: {exc}")
         self.answered.emit(False)

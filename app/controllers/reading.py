@@ -28,6 +28,7 @@ from app.controllers.database import DatabaseController, DatabaseSession
 from app.controllers.feedback import (UNSAVED_FOLDER, DrawingNotSaved, LogEntry, keep_unsaved,
                                       prediction_record, version_spec)
 from app.controllers.models import ModelController
+from app.controllers.requests import Requests
 from app.ml.errors import NothingDrawn
 from app.workers import WorkerThread
 
@@ -143,10 +144,7 @@ class ReadingController(QObject):
         self.inference = inference
         self.models = models
         self.database = database
-        self._epoch = 0
-        self._seq = 0
-        self._latest_seq = 0
-        self._delivered_seq = 0
+        self._requests = Requests()
         self._reading = Reading(epoch=0)
         self._pending: _Pending | None = None
 
@@ -158,7 +156,7 @@ class ReadingController(QObject):
     @property
     def waiting(self) -> bool:
         """A request has been made whose answer has not arrived yet."""
-        return self._latest_seq > self._delivered_seq
+        return self._requests.waiting
 
     @property
     def has_reading(self) -> bool:
@@ -173,28 +171,26 @@ class ReadingController(QObject):
         predictor = self.models.predictor
         if predictor is None or self._reading.reading_id is not None:
             return None
-        self._seq += 1
-        seq = self._latest_seq = self._seq
-        epoch = self._epoch
+        seq, epoch = self._requests.start()
         self.inference.submit(read, predictor, picture, strokes, seq, epoch, source, key="read", on_result=self._read,
                               on_error=lambda e: self._failed(e, seq, epoch))
         return seq
 
     def _read(self, r: ReadingResult) -> None:
-        self._delivered_seq = max(self._delivered_seq, r.seq)
+        self._requests.arrived(r.seq)
         d = self._reading
-        if r.epoch != self._epoch or d.reading_id is not None or (d.result is not None and d.result.seq > r.seq):
+        if r.epoch != self._requests.epoch or d.reading_id is not None or (d.result is not None and d.result.seq > r.seq):
             return
         if d.result is None or d.result.text != r.text:
             d.corrections.clear()  # (corrections were of other digits)
         d.result = r
         self.readingReady.emit(r)
-        if r.seq == self._latest_seq:
+        if r.seq == self._requests.latest:
             self._answered(True)
 
     def _failed(self, exc: BaseException, seq: int, epoch: int) -> None:
-        self._delivered_seq = max(self._delivered_seq, seq)
-        if epoch != self._epoch or seq != self._latest_seq:
+        self._requests.arrived(seq)
+        if not self._requests.is_newest(seq, epoch):
             return
         if isinstance(exc, NothingDrawn):
             self._reading.result = None
@@ -262,7 +258,7 @@ class ReadingController(QObject):
 
     def _answered(self, ok: bool) -> None:
         pending, self._pending = self._pending, None
-        if pending is None or not ok or pending.epoch != self._epoch or not self.has_reading:
+        if pending is None or not ok or pending.epoch != self._requests.epoch or not self.has_reading:
             return
         self._give(pending.labelled)
 
@@ -273,8 +269,7 @@ class ReadingController(QObject):
 
     def new_drawing(self) -> None:
         """Forget the reading: a new drawing starts."""
-        self._epoch += 1
-        self._reading = Reading(epoch=self._epoch)
+        self._reading = Reading(epoch=self._requests.next_epoch())
         self._pending = None
         self.readingCleared.emit()
 

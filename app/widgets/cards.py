@@ -39,6 +39,26 @@ def stat_tile(title: str) -> tuple[QFrame, QLabel, QLabel]:
     return frame, value, caption
 
 
+def answer_buttons(correct: QPushButton, other: QPushButton) -> QHBoxLayout:
+    """The ✓ Correct / other answer row under a prediction or a number: two wide buttons
+    that never take the keyboard focus from the canvas (their shortcuts do the job)."""
+    row = QHBoxLayout()
+    for b in (correct, other):
+        b.setMinimumHeight(34)
+        b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        row.addWidget(b, 1)
+    return row
+
+
+def centred_label(name: str, wrap: bool = True) -> QLabel:
+    """An empty label styled ``name`` (the .qss object name), centred."""
+    label = QLabel("")
+    label.setObjectName(name)
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setWordWrap(wrap)
+    return label
+
+
 def job_buttons(start: str, start_tip: str, cancel: str, close_tip: str
                 ) -> tuple[QHBoxLayout, QPushButton, QPushButton, QPushButton]:
     """The Start / Cancel / Close row of a dialog that runs a long job in a worker."""

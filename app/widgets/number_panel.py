@@ -14,7 +14,7 @@ from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QLineEdit, QMenu, QPushButton,
                                QToolButton, QVBoxLayout, QWidget)
 
-from app.widgets.cards import card
+from app.widgets.cards import answer_buttons, card, centred_label
 from app.widgets.prediction import format_sure
 
 log = logging.getLogger(__name__)
@@ -37,40 +37,27 @@ class NumberPanel(QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(10)
         top, lay = card("Number")
-        self.number_label = QLabel("")
-        self.number_label.setObjectName("bigNumber")
-        self.number_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.number_label = centred_label("bigNumber", wrap=False)
         self.number_label.setToolTip("The number the network reads in your drawing, digit by digit")
         lay.addWidget(self.number_label)
-        self.confidence_label = QLabel("")
-        self.confidence_label.setObjectName("confidence")
-        self.confidence_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.confidence_label.setWordWrap(True)
+        self.confidence_label = centred_label("confidence")
         lay.addWidget(self.confidence_label)
         self.chip_row = QHBoxLayout()
         self.chip_row.setSpacing(6)
         self.chip_row.addStretch(1)
         self.chip_row.addStretch(1)  # (the chips go between the two: centred)
         lay.addLayout(self.chip_row)
-        self.detail_label = QLabel("")
-        self.detail_label.setObjectName("hint")
-        self.detail_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.detail_label.setWordWrap(True)
+        self.detail_label = centred_label("hint")
         lay.addWidget(self.detail_label)
-        buttons = QHBoxLayout()
         self.correct_button = QPushButton("✓ Correct")
         self.correct_button.setObjectName("correctButton")
         self.correct_button.setToolTip("The number is right (as corrected): save it and start a new drawing (Enter)")
         self.type_button = QPushButton("Type the number…")
         self.type_button.setObjectName("wrongButton")
         self.type_button.setToolTip("Type the number you wrote, and save it (W, or a digit key)")
-        for b in (self.correct_button, self.type_button):
-            b.setMinimumHeight(34)
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            buttons.addWidget(b, 1)
         self.correct_button.clicked.connect(self.correctClicked)
         self.type_button.clicked.connect(self.typeClicked)
-        lay.addLayout(buttons)
+        lay.addLayout(answer_buttons(self.correct_button, self.type_button))
         outer.addWidget(top)
         outer.addStretch(1)
         self.chips: list[QToolButton] = []

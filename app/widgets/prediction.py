@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSizePolicy, QT
                                QVBoxLayout, QWidget)
 
 from app.widgets import theme
-from app.widgets.cards import card
+from app.widgets.cards import answer_buttons, card
 from app.widgets.charts import PixelImage, ProbabilityChart
 
 CORRECT_TEXT = "✓ Correct"
@@ -85,20 +85,15 @@ class PredictionPanel(QWidget):
         row.addLayout(seen)
         top_lay.addLayout(row)
 
-        buttons = QHBoxLayout()
         self.correct_button = QPushButton(CORRECT_TEXT)
         self.correct_button.setObjectName("correctButton")
         self.correct_button.setToolTip(CORRECT_TIP)
         self.wrong_button = QPushButton("✗ Wrong…")
         self.wrong_button.setObjectName("wrongButton")
         self.wrong_button.setToolTip("The prediction is wrong: tell which digit you drew (W)")
-        for b in (self.correct_button, self.wrong_button):
-            b.setMinimumHeight(34)
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            buttons.addWidget(b, 1)
         self.correct_button.clicked.connect(self.correctClicked)
         self.wrong_button.clicked.connect(self.wrongClicked)
-        top_lay.addLayout(buttons)
+        top_lay.addLayout(answer_buttons(self.correct_button, self.wrong_button))
         outer.addWidget(top)
 
         chart_card, chart_lay = card("Probabilities")
