@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 DEFAULT_ARCH_KWARGS = {"mnist_cnn": {"conv_dropout": 0.1, "fc_dropout": 0.25}, "wide": {}}
 
 
+#: Fewer optimizer steps than this in all: no one-cycle schedule (``fit``).
+MIN_ONECYCLE_STEPS = 8
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 15
@@ -265,7 +269,9 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor,
     n = len(train_y)
     batches = max(1, math.ceil(n / config.batch_size))
     scheduler = None
-    if config.schedule == "onecycle":
+    # torch's one-cycle schedule divides by zero when its warm-up is one step (4 steps in
+    # all); a run of so few batches trains at the constant rate instead.
+    if config.schedule == "onecycle" and config.epochs * batches >= MIN_ONECYCLE_STEPS:
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=config.learning_rate, total_steps=config.epochs * batches, pct_start=0.25)
     history: list[EpochStats] = []

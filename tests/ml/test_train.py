@@ -28,6 +28,13 @@ def test_a_short_real_run_learns_and_reports_progress(mnist, tmp_path):
     assert loaded.metadata["data_md5"]["train-images-idx3-ubyte.gz"] == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
 
 
+@pytest.mark.parametrize("images", [64, 256, 320, 512])
+def test_runs_of_very_few_batches_train(mnist, images):
+    """1, 4, 5 and 8 batches in all: the one-cycle schedule's warm-up is then under two steps."""
+    result = train(small(epochs=1, train_limit=images, test_limit=200), mnist)
+    assert len(result.history) == 1 and result.history[0].train_loss > 0
+
+
 def test_same_seed_same_result(mnist):
     a = train(small(epochs=1, train_limit=1000, test_limit=500), mnist)
     b = train(small(epochs=1, train_limit=1000, test_limit=500), mnist)
