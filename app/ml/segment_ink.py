@@ -36,7 +36,7 @@ SEAM_ROWS = (1 / 4, 1 / 3, 5 / 12, 1 / 2, 7 / 12, 2 / 3, 3 / 4)
 #: Cut paths crossing more strokes than this are not proposed.
 SEAM_MAX_CROSSED = 2.6
 #: Two cut paths closer than this (digit heights, mean distance) are one.
-SEAM_SPACING = 0.12
+SEAM_SPACING = 0.08
 #: At most one cut path per this much width (digit heights), plus one.
 SEAM_PER_HEIGHT = 0.2
 #: Each side of a cut holds at least this share of the piece's ink.
