@@ -295,7 +295,7 @@ def find_cuts(ink: np.ndarray, height: float, pen: float) -> list[tuple[np.ndarr
     for crossed, mid, x in options:
         # a path through a point of one already found is most likely that path: skip it
         # before tracing it (tracing costs a Python loop over the rows)
-        if any(abs(int(p[mid]) - x) < 1 for p, _ in found):
+        if any(p[mid] == x for p, _ in found):
             continue
         path = np.empty(h, np.intp)
         path[mid] = x
