@@ -93,6 +93,30 @@ def label_pieces(layout: "segment.Layout", cands: Sequence["segment.Candidate"],
     return out
 
 
+def run_exists(layout: "segment.Layout", cands: Sequence["segment.Candidate"], fits: Sequence[Sequence[bool]],
+               length: int) -> bool:
+    """Whether a run of ``length`` candidates covers every atom (a small mark may be left
+    out), the m-th of them a candidate k with ``fits[k][m]``: with ``fits`` from
+    ``label_pieces`` (label k == digit m), whether the cuts allow the right segmentation."""
+    ok = {(0, 0)}  # (atoms covered, digits placed)
+    for j in range(1, len(layout.atoms) + 1):
+        if layout.atoms[j - 1].mark:
+            ok |= {(j, m) for i, m in ok if i == j - 1}
+        for k, c in enumerate(cands):
+            if c.last == j:
+                ok |= {(j, m + 1) for i, m in list(ok) if i == c.first and m < length and fits[k][m]}
+    return (len(layout.atoms), length) in ok
+
+
+def owners_on(layout: "segment.Layout", own: np.ndarray) -> np.ndarray:
+    """Each digit's ink (``strings.owners``) on the pixels of ``layout.ink``, which the size
+    guard may have scaled down from the composed picture's."""
+    if layout.ink.shape == own.shape[1:]:
+        return own
+    size = (layout.ink.shape[1], layout.ink.shape[0])
+    return np.stack([np.asarray(Image.fromarray(o).resize(size, Image.Resampling.BOX)) for o in own])
+
+
 def make_pieces(split: MNISTSplit, n_strings: int, seed: int,
                 progress: Callable[[int, int], None] | None = None,
                 should_cancel: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -115,10 +139,7 @@ def make_pieces(split: MNISTSplit, n_strings: int, seed: int,
             layout = segment.analyse(picture)  # without a classifier every unit is cut
         except NothingDrawn:
             continue
-        own = strings.owners(inks, placed, ink.shape)
-        if layout.ink.shape != ink.shape:  # the size guard scaled the picture down
-            size = (layout.ink.shape[1], layout.ink.shape[0])
-            own = np.stack([np.asarray(Image.fromarray(o).resize(size, Image.Resampling.BOX)) for o in own])
+        own = owners_on(layout, strings.owners(inks, placed, ink.shape))
         cands = layout.candidates()
         for c, label in zip(cands, label_pieces(layout, cands, own, [int(split.labels[i]) for i in idx])):
             if label is not None:

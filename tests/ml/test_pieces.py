@@ -80,15 +80,24 @@ def test_the_cuts_give_most_touching_strings_a_segmentation_into_whole_digits(mn
         cands = layout.candidates()
         text = [int(mnist.test.labels[i]) for i in idx]
         labels = pieces.label_pieces(layout, cands, strings.owners(inks, placed, ink.shape), text)
-        reach = {(0, 0)}  # (atoms covered, digits read)
-        for j in range(1, len(layout.atoms) + 1):
-            if layout.atoms[j - 1].mark:
-                reach |= {(j, m) for i, m in reach if i == j - 1}
-            for c, label in zip(cands, labels):
-                if c.last == j:
-                    reach |= {(j, m + 1) for i, m in list(reach) if i == c.first and m < 4 and label == text[m]}
-        found.append((len(layout.atoms), 4) in reach)
+        found.append(pieces.run_exists(layout, cands, [[lab == d for d in text] for lab in labels], 4))
     assert np.mean(found) >= 0.65, np.mean(found)
+
+
+def test_a_run_of_whole_digits_exists_only_where_the_cuts_allow_it(mnist):
+    """Two separated digits: the run (3, 8) exists; (8, 3), (3, 3) and three digits do not,
+    nor (3, 8) when no piece may stand for the 8."""
+    idx = [int(np.flatnonzero(mnist.train.labels == d)[0]) for d in (3, 8)]
+    inks, ink, placed = compose(mnist.train, idx, "separated")
+    layout = segment.analyse((ink * 255).astype(np.uint8))  # every unit cut
+    cands = layout.candidates()
+    labels = pieces.label_pieces(layout, cands, strings.owners(inks, placed, ink.shape), [3, 8])
+
+    def run(text):
+        return pieces.run_exists(layout, cands, [[lab == d for d in text] for lab in labels], len(text))
+
+    assert run([3, 8]) and not run([8, 3]) and not run([3, 3]) and not run([3, 8, 8])
+    assert not pieces.run_exists(layout, cands, [[lab == 3, False] for lab in labels], 2)
 
 
 # ---- the shipped network ----------------------------------------------------------------------------
