@@ -46,10 +46,10 @@ def diagnose(predictor: MNISTPredictor, picture: np.ndarray, own: np.ndarray, di
     if [preds[k].digit for k in chosen] == digits:
         return "right"
     labels = pieces.label_pieces(layout, cands, pieces.owners_on(layout, own), digits)
-    if not pieces.run_exists(layout, cands, [[lab == d for d in digits] for lab in labels], len(digits)):
+    if not pieces.run_exists(*pieces.spans(layout, cands), [[lab == d for d in digits] for lab in labels], len(digits)):
         return "cuts"
     read = [[lab == d and p.digit == d for d in digits] for lab, p in zip(labels, preds)]
-    return "misscored" if pieces.run_exists(layout, cands, read, len(digits)) else "misread"
+    return "misscored" if pieces.run_exists(*pieces.spans(layout, cands), read, len(digits)) else "misread"
 
 
 def main() -> int:

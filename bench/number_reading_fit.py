@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import number_reading as bench  # noqa: E402
-from app.ml import MNISTPredictor, data, segment  # noqa: E402
+from app.ml import MNISTPredictor, data, pieces, segment  # noqa: E402
 from app.settings import Settings  # noqa: E402
 
 FITTED = ("per_digit", "width", "gap", "short", "cut", "crossed", "narrow_cut", "whole")
@@ -86,15 +86,9 @@ def show(label: str, acc: dict[str, float]) -> None:
 
 def reachable(d: dict) -> bool:
     """Whether some segmentation the candidates allow reads the true text (an upper bound)."""
-    text, n = d["text"], d["n"]
-    ok = {(0, 0)}
-    for j in range(1, n + 1):
-        if d["marks"][j - 1]:
-            ok |= {(j, m) for (i, m) in ok if i == j - 1}
-        for k, (a, b) in enumerate(zip(d["first"], d["last"])):
-            if b == j:
-                ok |= {(j, m + 1) for (i, m) in list(ok) if i == a and m < len(text) and text[m] == d["digits"][k]}
-    return (n, len(text)) in ok
+    text = d["text"]
+    fits = [[digit == t for t in text] for digit in d["digits"]]
+    return pieces.run_exists(d["first"], d["last"], d["marks"], fits, len(text))
 
 
 def main() -> int:

@@ -93,19 +93,25 @@ def label_pieces(layout: "segment.Layout", cands: Sequence["segment.Candidate"],
     return out
 
 
-def run_exists(layout: "segment.Layout", cands: Sequence["segment.Candidate"], fits: Sequence[Sequence[bool]],
+def run_exists(first: Sequence[int], last: Sequence[int], marks: Sequence[bool], fits: Sequence[Sequence[bool]],
                length: int) -> bool:
-    """Whether a run of ``length`` candidates covers every atom (a small mark may be left
-    out), the m-th of them a candidate k with ``fits[k][m]``: with ``fits`` from
-    ``label_pieces`` (label k == digit m), whether the cuts allow the right segmentation."""
+    """Whether a run of ``length`` candidates covers all the atoms (``marks``: each atom is a
+    small mark that may be left out), candidate k covering atoms first[k]..last[k]-1, the
+    m-th of them one with ``fits[k][m]``.  With ``fits`` from ``label_pieces`` (label k ==
+    digit m): whether the cuts allow the right segmentation."""
     ok = {(0, 0)}  # (atoms covered, digits placed)
-    for j in range(1, len(layout.atoms) + 1):
-        if layout.atoms[j - 1].mark:
+    for j in range(1, len(marks) + 1):
+        if marks[j - 1]:
             ok |= {(j, m) for i, m in ok if i == j - 1}
-        for k, c in enumerate(cands):
-            if c.last == j:
-                ok |= {(j, m + 1) for i, m in list(ok) if i == c.first and m < length and fits[k][m]}
-    return (len(layout.atoms), length) in ok
+        for k, (a, b) in enumerate(zip(first, last)):
+            if b == j:
+                ok |= {(j, m + 1) for i, m in list(ok) if i == a and m < length and fits[k][m]}
+    return (len(marks), length) in ok
+
+
+def spans(layout: "segment.Layout", cands: Sequence["segment.Candidate"]) -> tuple[list, list, list]:
+    """``run_exists``'s first, last and marks for a layout's candidates."""
+    return [c.first for c in cands], [c.last for c in cands], [a.mark for a in layout.atoms]
 
 
 def owners_on(layout: "segment.Layout", own: np.ndarray) -> np.ndarray:

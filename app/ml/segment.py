@@ -234,6 +234,7 @@ def read_candidates(cands: Sequence["Candidate"], classify: Classify,
     digits = q[:, :10] / np.maximum(q[:, :10].sum(axis=1, keepdims=True), 1e-12)
     asked = [k for k, c in enumerate(cands) if c.uncut or q[k, -1] < NOT_ASKED]
     read = dict(zip(asked, classify([prepared[k] for k in asked]))) if asked else {}
+    from app.ml.inference import Prediction  # the predictor imports this module
     out = []
     for k, (c, d) in enumerate(zip(cands, digits)):
         p = read.get(k)
@@ -248,7 +249,6 @@ def read_candidates(cands: Sequence["Candidate"], classify: Classify,
         j = int(mix.argmax())
         probabilities = tuple(float(v) for v in mix)
         if p is None:
-            from app.ml.inference import Prediction  # the predictor imports this module
             p = Prediction(digit=j, confidence=float(mix[j]), probabilities=probabilities,
                            image=prepared[k].as_uint8())
         else:

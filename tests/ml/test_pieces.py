@@ -80,7 +80,7 @@ def test_the_cuts_give_most_touching_strings_a_segmentation_into_whole_digits(mn
         cands = layout.candidates()
         text = [int(mnist.test.labels[i]) for i in idx]
         labels = pieces.label_pieces(layout, cands, strings.owners(inks, placed, ink.shape), text)
-        found.append(pieces.run_exists(layout, cands, [[lab == d for d in text] for lab in labels], 4))
+        found.append(pieces.run_exists(*pieces.spans(layout, cands), [[lab == d for d in text] for lab in labels], 4))
     assert np.mean(found) >= 0.65, np.mean(found)
 
 
@@ -94,10 +94,10 @@ def test_a_run_of_whole_digits_exists_only_where_the_cuts_allow_it(mnist):
     labels = pieces.label_pieces(layout, cands, strings.owners(inks, placed, ink.shape), [3, 8])
 
     def run(text):
-        return pieces.run_exists(layout, cands, [[lab == d for d in text] for lab in labels], len(text))
+        return pieces.run_exists(*pieces.spans(layout, cands), [[lab == d for d in text] for lab in labels], len(text))
 
     assert run([3, 8]) and not run([8, 3]) and not run([3, 3]) and not run([3, 8, 8])
-    assert not pieces.run_exists(layout, cands, [[lab == 3, False] for lab in labels], 2)
+    assert not pieces.run_exists(*pieces.spans(layout, cands), [[lab == 3, False] for lab in labels], 2)
 
 
 # ---- the shipped network ----------------------------------------------------------------------------
